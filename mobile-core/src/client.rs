@@ -1,0 +1,226 @@
+//! Talking to the server: JSON over HTTP with ureq (blocking, no TLS in this build), the login,
+//! and the access-token life cycle. Every authenticated call goes through [`Inner::call`], which
+//! refreshes a token that is about to expire, refreshes and retries once on `token_expired`,
+//! and purges the tenant's local data when the server says the device is revoked or the
+//! account disabled.
+
+use crate::error::{ClientError, Result};
+use crate::store::{self, SessionRow, Store, now_ms};
+use fieldsync_sync::protocol::{ErrorBody, LoginRequest, RefreshRequest, TokenResponse};
+use fieldsync_sync::DeviceId;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Largest response body read (a pull page is at most 8 MiB of payload, base64 inflates it).
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// Refresh the access token when it has less than this left.
+const REFRESH_MARGIN_MS: i64 = 60_000;
+
+/// Error codes after which the device must forget everything of the tenant.
+pub(crate) const PURGE_CODES: [&str; 3] = ["device_revoked", "account_disabled", "refresh_token_reused"];
+
+/// What a failed HTTP exchange looked like.
+#[derive(Debug)]
+pub(crate) enum HttpError {
+    /// The server answered with a non-2xx status.
+    Api { status: u16, body: ErrorBody },
+    /// No usable answer.
+    Network(String),
+}
+
+impl HttpError {
+    fn into_client_error(self) -> ClientError {
+        match self {
+            HttpError::Network(m) => ClientError::network(m),
+            HttpError::Api { status, body } => {
+                if PURGE_CODES.contains(&body.error.as_str()) {
+                    ClientError::Revoked { code: body.error, message: body.message }
+                } else if status == 401 || status == 403 {
+                    ClientError::Auth { code: body.error, message: body.message }
+                } else if status == 400 || status == 422 {
+                    ClientError::Invalid { code: body.error, message: body.message }
+                } else {
+                    ClientError::Server { code: body.error, message: body.message, status }
+                }
+            }
+        }
+    }
+}
+
+/// A blocking JSON client.
+pub(crate) struct Http {
+    agent: ureq::Agent,
+}
+
+impl Http {
+    pub fn new() -> Http {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build();
+        Http { agent: config.into() }
+    }
+
+    /// POSTs `body` as JSON to `base` + `path` and reads the JSON answer.
+    pub fn post<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Req,
+    ) -> std::result::Result<Resp, HttpError> {
+        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        let mut req = self.agent.post(&url).header("Accept", "application/json");
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req
+            .send_json(body)
+            .map_err(|e| HttpError::Network(format!("Cannot reach the server at {url}: {e}.")))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| HttpError::Network(format!("The server's answer from {url} could not be read: {e}.")))?;
+        if (200..300).contains(&status) {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| HttpError::Network(format!("The server's answer from {url} is not what this app expects: {e}.")))
+        } else {
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+                error: format!("http_{status}"),
+                message: format!("The server answered {status} to {path}."),
+            });
+            Err(HttpError::Api { status, body })
+        }
+    }
+}
+
+/// The state behind a [`crate::FieldsyncClient`]'s mutex.
+pub(crate) struct Inner {
+    pub store: Store,
+    pub http: Http,
+    pub device_id: DeviceId,
+}
+
+impl Inner {
+    /// The session, or `NotLoggedIn`.
+    pub fn session(&self) -> Result<SessionRow> {
+        store::session_get(&self.store.conn)?.ok_or_else(ClientError::not_logged_in)
+    }
+
+    /// Logs in and stores the session. Logging in as someone else (another user or tenant)
+    /// than the owner of the local data first purges that data.
+    pub fn login(&mut self, server_url: &str, tenant: &str, email: &str, password: &str) -> Result<SessionRow> {
+        let server_url = server_url.trim().trim_end_matches('/').to_owned();
+        if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+            return Err(ClientError::invalid("invalid_server_url", format!("'{server_url}' is not an http:// URL.")));
+        }
+        let req = LoginRequest {
+            tenant: tenant.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            device_id: Some(self.device_id),
+            device_name: Some(format!("fieldsync-device {}", std::env::consts::OS)),
+        };
+        let tokens: TokenResponse = self
+            .http
+            .post(&server_url, "/v1/auth/login", None, &req)
+            .map_err(HttpError::into_client_error)?;
+        let owner = format!("{}/{}", tokens.tenant_id, tokens.user_id);
+        let tx = self.store.conn.unchecked_transaction()?;
+        if store::meta_get(&tx, "data_owner")?.is_some_and(|o| o != owner) {
+            store::purge(&tx)?;
+        }
+        store::meta_set(&tx, "data_owner", &owner)?;
+        let row = SessionRow {
+            server_url,
+            tenant_slug: tenant.to_owned(),
+            tenant_id: tokens.tenant_id.to_string(),
+            user_id: tokens.user_id.to_string(),
+            role: tokens.role.to_string(),
+            email: email.to_owned(),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            access_expires_at_ms: now_ms().saturating_add((tokens.expires_in as i64).saturating_mul(1000)),
+            clock_offset_ms: tokens.server_time_ms - now_ms(),
+        };
+        store::session_put(&tx, &row)?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Forgets the tokens; local documents (and unsent edits) stay for the next login.
+    pub fn logout(&mut self) -> Result<()> {
+        store::session_clear(&self.store.conn)
+    }
+
+    /// Deletes everything of the tenant and returns the error to report.
+    pub fn purge_for(&mut self, code: String, message: String) -> ClientError {
+        if let Err(e) = store::purge(&self.store.conn) {
+            return e;
+        }
+        ClientError::Revoked { code, message: format!("{message} All data of this account was removed from this device.") }
+    }
+
+    /// Trades the refresh token for new tokens. The old refresh token is dead afterwards, so the
+    /// new ones are stored before anything else happens.
+    pub(crate) fn refresh(&mut self) -> Result<SessionRow> {
+        let mut s = self.session()?;
+        let req = RefreshRequest { refresh_token: s.refresh_token.clone() };
+        match self.http.post::<_, TokenResponse>(&s.server_url, "/v1/auth/refresh", None, &req) {
+            Ok(t) => {
+                s.access_token = t.access_token;
+                s.refresh_token = t.refresh_token;
+                s.access_expires_at_ms = now_ms().saturating_add((t.expires_in as i64).saturating_mul(1000));
+                s.clock_offset_ms = t.server_time_ms - now_ms();
+                store::session_put(&self.store.conn, &s)?;
+                Ok(s)
+            }
+            Err(HttpError::Api { body, .. }) if PURGE_CODES.contains(&body.error.as_str()) => {
+                Err(self.purge_for(body.error, body.message))
+            }
+            Err(HttpError::Api { status, body }) if status == 401 || status == 403 => {
+                // The session is over, but unsent work stays for the next login.
+                store::session_clear(&self.store.conn)?;
+                Err(ClientError::NotLoggedIn {
+                    code: body.error,
+                    message: format!("{} Log in again.", body.message),
+                })
+            }
+            Err(e) => Err(e.into_client_error()),
+        }
+    }
+
+    /// A session whose access token is good for at least a minute.
+    pub fn fresh_session(&mut self) -> Result<SessionRow> {
+        let s = self.session()?;
+        if s.access_expires_at_ms - now_ms() < REFRESH_MARGIN_MS {
+            return self.refresh();
+        }
+        Ok(s)
+    }
+
+    /// An authenticated POST: refreshes ahead of expiry, retries once after `token_expired`,
+    /// purges on revocation.
+    pub fn call<Req: Serialize, Resp: DeserializeOwned>(&mut self, path: &str, body: &Req) -> Result<Resp> {
+        let mut s = self.fresh_session()?;
+        let mut retried = false;
+        loop {
+            match self.http.post(&s.server_url, path, Some(&s.access_token), body) {
+                Ok(r) => return Ok(r),
+                Err(HttpError::Api { body: e, .. }) if e.error == "token_expired" && !retried => {
+                    retried = true;
+                    s = self.refresh()?;
+                }
+                Err(HttpError::Api { body: e, .. }) if PURGE_CODES.contains(&e.error.as_str()) => {
+                    return Err(self.purge_for(e.error, e.message));
+                }
+                Err(e) => return Err(e.into_client_error()),
+            }
+        }
+    }
+}

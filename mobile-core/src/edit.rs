@@ -1,0 +1,465 @@
+//! Offline edits of typed records. Every edit loads the record's document, changes the typed
+//! record, runs the shared content rules (so the person hears about a bad latitude at once,
+//! not after a sync), writes only what differs in one Automerge transaction, and stores the
+//! document marked dirty, all under one SQLite transaction. Also the document helpers the sync
+//! code shares.
+
+use crate::client::Inner;
+use crate::error::{ClientError, Result};
+use crate::model::*;
+use crate::store;
+use automerge::{ActorId, Automerge};
+use fieldsync_sync::record::RecordKind;
+use fieldsync_sync::{
+    Contact, Customer, CustomerKind, DeviceId, DocId, GeoPoint, Lifecycle, Member, Milestone, MilestoneStatus, Project,
+    ProjectRole, ProjectStatus, Record, Site, Tier, UserId, rules,
+};
+
+/// The device's Automerge actor: its device id's bytes. A data directory is opened by one
+/// client at a time, so the actor's sequence numbers never fork.
+pub(crate) fn actor_for(device: DeviceId) -> ActorId {
+    ActorId::from(device.0.as_bytes().as_slice())
+}
+
+/// Loads stored document bytes.
+pub(crate) fn load_doc(bytes: &[u8], device: DeviceId) -> Result<Automerge> {
+    Automerge::load(bytes)
+        .map(|d| d.with_actor(actor_for(device)))
+        .map_err(|e| ClientError::Storage { code: "corrupt_document".into(), message: format!("A stored document cannot be loaded: {e}.") })
+}
+
+/// The name and one-line summary stored next to a document for listing.
+pub(crate) fn listing(doc: &Automerge) -> (String, String) {
+    match Record::read(doc) {
+        Ok((Record::Customer(c), _)) => {
+            let summary = [c.address.clone(), c.phone.clone(), c.tier.map(|t| t.to_string())]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ");
+            (c.name, summary)
+        }
+        Ok((Record::Project(p), _)) => (p.name, [p.code.clone(), Some(p.status.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" · ")),
+        Err(e) => (String::new(), format!("unreadable: {e}")),
+    }
+}
+
+/// Stores a whole document, refreshing its listing columns.
+pub(crate) fn save_doc(conn: &rusqlite::Connection, doc_id: &str, kind: &str, doc: &Automerge, server_heads: &[String], dirty: bool) -> Result<()> {
+    let (name, summary) = listing(doc);
+    store::doc_put(conn, doc_id, kind, &doc.save(), server_heads, dirty, &name, &summary)
+}
+
+fn opt(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_f64(value: &str, field: &str) -> Result<f64> {
+    value
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| ClientError::invalid("invalid_number", format!("'{value}' in '{field}' is not a number.")))
+}
+
+fn parse_doc_id(id: &str, what: &str) -> Result<DocId> {
+    id.trim().parse().map_err(|_| ClientError::invalid("invalid_id", format!("'{id}' is not a {what} id (UUID).")))
+}
+
+fn parse_user_id(id: &str) -> Result<UserId> {
+    id.trim().parse().map_err(|_| ClientError::invalid("invalid_id", format!("'{id}' is not a user id (UUID).")))
+}
+
+fn parse_tags(value: &str) -> Vec<String> {
+    let mut tags: Vec<String> = value.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+fn new_item_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Sets one customer field from text.
+fn set_customer_field(c: &mut Customer, field: &str, value: &str) -> Result<()> {
+    let v = value.trim();
+    let o = || opt(Some(v.to_owned()));
+    match field {
+        "name" => c.name = v.to_owned(),
+        "kind" | "customer_kind" => c.customer_kind = v.parse::<CustomerKind>()?,
+        "phone" => c.phone = o(),
+        "email" => c.email = o(),
+        "address" => c.address = o(),
+        "lat" | "lon" => {
+            let Some(mut p) = c.location else {
+                return Err(ClientError::invalid(
+                    "incomplete_location",
+                    "A location needs both latitude and longitude; set 'location' to 'lat,lon'.",
+                ));
+            };
+            if field == "lat" {
+                p.lat = parse_f64(v, field)?;
+            } else {
+                p.lon = parse_f64(v, field)?;
+            }
+            c.location = Some(p);
+        }
+        "location" => {
+            c.location = if v.is_empty() {
+                None
+            } else {
+                let (lat, lon) = v.split_once(',').ok_or_else(|| {
+                    ClientError::invalid("incomplete_location", format!("'{v}' is not 'lat,lon'."))
+                })?;
+                Some(GeoPoint { lat: parse_f64(lat, "lat")?, lon: parse_f64(lon, "lon")? })
+            }
+        }
+        "tier" => c.tier = o().map(|t| t.parse::<Tier>()).transpose()?,
+        "lifecycle" => c.lifecycle = v.parse::<Lifecycle>()?,
+        "owner" => c.owner = parse_user_id(v)?,
+        "notes" => c.notes = value.to_owned(),
+        "tags" => c.tags = parse_tags(v),
+        other => {
+            return Err(ClientError::invalid(
+                "unknown_field",
+                format!("'{other}' is not a customer field; use name, kind, phone, email, address, lat, lon, location, tier, lifecycle, owner, notes or tags."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Sets one project field from text.
+fn set_project_field(p: &mut Project, field: &str, value: &str) -> Result<()> {
+    let v = value.trim();
+    match field {
+        "name" => p.name = v.to_owned(),
+        "code" => p.code = opt(Some(v.to_owned())),
+        "status" => p.status = v.parse::<ProjectStatus>()?,
+        "customer" | "customer_id" => {
+            p.customer = if v.is_empty() { None } else { Some(parse_doc_id(v, "customer")?) }
+        }
+        other => {
+            return Err(ClientError::invalid(
+                "unknown_field",
+                format!("'{other}' is not a project field; use name, code, status or customer."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check(record: &Record) -> Result<()> {
+    match record {
+        Record::Customer(c) => rules::check_customer(c)?,
+        Record::Project(p) => rules::check_project(p)?,
+    }
+    Ok(())
+}
+
+impl Inner {
+    fn user_id(&self) -> Result<UserId> {
+        let s = self.session()?;
+        s.user_id.parse().map_err(|_| ClientError::storage("The stored user id is not a UUID."))
+    }
+
+    /// Validates and stores a brand-new record.
+    fn create(&mut self, record: Record) -> Result<()> {
+        check(&record)?;
+        let doc = record.to_new_doc(actor_for(self.device_id))?;
+        let tx = self.store.conn.unchecked_transaction()?;
+        save_doc(&tx, &record.id().to_string(), record.kind().as_str(), &doc, &[], true)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Loads a record of `kind`.
+    fn load(&self, id: &str, kind: RecordKind) -> Result<(Record, Vec<fieldsync_sync::Conflict>, bool)> {
+        let doc_id = parse_doc_id(id, kind.as_str())?.to_string();
+        let row = store::doc_get(&self.store.conn, &doc_id)?
+            .filter(|r| r.kind == kind.as_str())
+            .ok_or_else(|| ClientError::not_found(kind.as_str(), id))?;
+        let doc = load_doc(&row.bytes, self.device_id)?;
+        let (record, conflicts) = Record::read(&doc)?;
+        Ok((record, conflicts, row.dirty))
+    }
+
+    /// Applies `change` to a stored record of `kind`, validates, writes the minimal diff.
+    fn edit(&mut self, id: &str, kind: RecordKind, change: impl FnOnce(&mut Record) -> Result<()>) -> Result<()> {
+        let doc_id = parse_doc_id(id, kind.as_str())?.to_string();
+        let row = store::doc_get(&self.store.conn, &doc_id)?
+            .filter(|r| r.kind == kind.as_str())
+            .ok_or_else(|| ClientError::not_found(kind.as_str(), id))?;
+        let mut doc = load_doc(&row.bytes, self.device_id)?;
+        let (mut record, _) = Record::read(&doc)?;
+        change(&mut record)?;
+        check(&record)?;
+        let before = doc.get_heads();
+        let mut tx = doc.transaction();
+        record.write(&mut tx)?;
+        tx.commit();
+        if doc.get_heads() == before {
+            return Ok(()); // nothing changed: nothing to store or send
+        }
+        let tx = self.store.conn.unchecked_transaction()?;
+        save_doc(&tx, &doc_id, kind.as_str(), &doc, &row.server_heads, true)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn customer_view(&self, id: &str) -> Result<CustomerView> {
+        match self.load(id, RecordKind::Customer)? {
+            (Record::Customer(customer), conflicts, pending) => Ok(CustomerView { customer, conflicts, pending }),
+            _ => Err(ClientError::not_found("customer", id)),
+        }
+    }
+
+    fn project_view(&self, id: &str) -> Result<ProjectView> {
+        match self.load(id, RecordKind::Project)? {
+            (Record::Project(project), conflicts, pending) => Ok(ProjectView { project, conflicts, pending }),
+            _ => Err(ClientError::not_found("project", id)),
+        }
+    }
+
+    fn list(&self, kind: RecordKind) -> Result<Vec<(Record, Vec<fieldsync_sync::Conflict>, bool)>> {
+        let mut out = Vec::new();
+        for row in store::docs_all(&self.store.conn, Some(kind.as_str()))? {
+            // A document this build cannot read (newer schema, damaged) is left out of lists
+            // rather than failing the whole list.
+            let Ok(doc) = load_doc(&row.bytes, self.device_id) else { continue };
+            if let Ok((r, c)) = Record::read(&doc) {
+                out.push((r, c, row.dirty));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn with_customer(change: impl FnOnce(&mut Customer) -> Result<()>) -> impl FnOnce(&mut Record) -> Result<()> {
+    move |r| match r {
+        Record::Customer(c) => change(c),
+        Record::Project(_) => Err(ClientError::invalid("kind_mismatch", "The record is not a customer.")),
+    }
+}
+
+fn with_project(change: impl FnOnce(&mut Project) -> Result<()>) -> impl FnOnce(&mut Record) -> Result<()> {
+    move |r| match r {
+        Record::Project(p) => change(p),
+        Record::Customer(_) => Err(ClientError::invalid("kind_mismatch", "The record is not a project.")),
+    }
+}
+
+impl crate::FieldsyncClient {
+    /// Creates a customer owned and created by the logged-in user. Validated locally first:
+    /// an invalid customer is refused with [`ClientError::Invalid`] and nothing is stored.
+    pub fn create_customer(&self, new: NewCustomer) -> Result<CustomerView> {
+        let mut inner = self.lock();
+        let me = inner.user_id()?;
+        let mut c = Customer::new(new.name.trim(), me);
+        if let Some(k) = opt(new.kind) {
+            c.customer_kind = k.parse()?;
+        }
+        c.phone = opt(new.phone);
+        c.email = opt(new.email);
+        c.address = opt(new.address);
+        c.location = match (new.lat, new.lon) {
+            (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
+            (None, None) => None,
+            _ => return Err(ClientError::invalid("incomplete_location", "A location needs both latitude and longitude.")),
+        };
+        c.tier = opt(new.tier).map(|t| t.parse()).transpose()?;
+        if let Some(l) = opt(new.lifecycle) {
+            c.lifecycle = l.parse()?;
+        }
+        c.tags = parse_tags(&new.tags.join(","));
+        c.notes = new.notes.unwrap_or_default();
+        let id = c.id.to_string();
+        inner.create(Record::Customer(c))?;
+        inner.customer_view(&id)
+    }
+
+    /// Sets fields of a customer (see [`FieldEdit`] for the names), all in one change.
+    pub fn edit_customer(&self, id: String, edits: Vec<FieldEdit>) -> Result<CustomerView> {
+        let mut inner = self.lock();
+        inner.edit(
+            &id,
+            RecordKind::Customer,
+            with_customer(|c| {
+                for e in &edits {
+                    set_customer_field(c, e.field.trim(), &e.value)?;
+                }
+                Ok(())
+            }),
+        )?;
+        inner.customer_view(&id)
+    }
+
+    /// Replaces a customer with `customer` (same id), writing only the fields that differ.
+    pub fn update_customer(&self, customer: Customer) -> Result<CustomerView> {
+        let id = customer.id.to_string();
+        let mut inner = self.lock();
+        inner.edit(&id, RecordKind::Customer, with_customer(|c| {
+            *c = customer;
+            Ok(())
+        }))?;
+        inner.customer_view(&id)
+    }
+
+    /// Adds a contact person to a customer; returns the contact with its new id.
+    pub fn add_contact(&self, customer_id: String, new: NewContact) -> Result<Contact> {
+        let contact = Contact {
+            id: new_item_id(),
+            name: new.name.trim().to_owned(),
+            title: opt(new.title),
+            phone: opt(new.phone),
+            email: opt(new.email),
+        };
+        let mut inner = self.lock();
+        let added = contact.clone();
+        inner.edit(&customer_id, RecordKind::Customer, with_customer(move |c| {
+            c.contacts.push(added);
+            Ok(())
+        }))?;
+        Ok(contact)
+    }
+
+    /// Removes a contact person from a customer.
+    pub fn remove_contact(&self, customer_id: String, contact_id: String) -> Result<CustomerView> {
+        let mut inner = self.lock();
+        inner.edit(&customer_id, RecordKind::Customer, with_customer(|c| {
+            let before = c.contacts.len();
+            c.contacts.retain(|k| k.id != contact_id);
+            if c.contacts.len() == before {
+                return Err(ClientError::not_found("contact", &contact_id));
+            }
+            Ok(())
+        }))?;
+        inner.customer_view(&customer_id)
+    }
+
+    /// One customer with its conflicts.
+    pub fn get_customer(&self, id: String) -> Result<CustomerView> {
+        self.lock().customer_view(&id)
+    }
+
+    /// Every customer on this device, by name.
+    pub fn list_customers(&self) -> Result<Vec<CustomerView>> {
+        Ok(self
+            .lock()
+            .list(RecordKind::Customer)?
+            .into_iter()
+            .filter_map(|(r, conflicts, pending)| match r {
+                Record::Customer(customer) => Some(CustomerView { customer, conflicts, pending }),
+                Record::Project(_) => None,
+            })
+            .collect())
+    }
+
+    /// Creates a project created by the logged-in user.
+    pub fn create_project(&self, new: NewProject) -> Result<ProjectView> {
+        let mut inner = self.lock();
+        let me = inner.user_id()?;
+        let mut p = Project::new(new.name.trim(), me);
+        p.code = opt(new.code);
+        p.customer = opt(new.customer_id).map(|c| parse_doc_id(&c, "customer")).transpose()?;
+        if let Some(s) = opt(new.status) {
+            p.status = s.parse()?;
+        }
+        let id = p.id.to_string();
+        inner.create(Record::Project(p))?;
+        inner.project_view(&id)
+    }
+
+    /// Sets fields of a project (`name`, `code`, `status`, `customer`).
+    pub fn edit_project(&self, id: String, edits: Vec<FieldEdit>) -> Result<ProjectView> {
+        let mut inner = self.lock();
+        inner.edit(&id, RecordKind::Project, with_project(|p| {
+            for e in &edits {
+                set_project_field(p, e.field.trim(), &e.value)?;
+            }
+            Ok(())
+        }))?;
+        inner.project_view(&id)
+    }
+
+    /// Replaces a project with `project` (same id), writing only what differs.
+    pub fn update_project(&self, project: Project) -> Result<ProjectView> {
+        let id = project.id.to_string();
+        let mut inner = self.lock();
+        inner.edit(&id, RecordKind::Project, with_project(|p| {
+            *p = project;
+            Ok(())
+        }))?;
+        inner.project_view(&id)
+    }
+
+    /// Adds a site to a project; returns it with its new id.
+    pub fn add_site(&self, project_id: String, new: NewSite) -> Result<Site> {
+        let site = Site {
+            id: new_item_id(),
+            name: new.name.trim().to_owned(),
+            address: opt(new.address),
+            timezone: new.timezone.trim().to_owned(),
+            geofence: new.geofence,
+        };
+        let added = site.clone();
+        self.lock().edit(&project_id, RecordKind::Project, with_project(move |p| {
+            p.sites.push(added);
+            Ok(())
+        }))?;
+        Ok(site)
+    }
+
+    /// Adds a member (or changes their role): `role` is `site_manager`, `crew` or `viewer`.
+    pub fn add_member(&self, project_id: String, user_id: String, role: String) -> Result<ProjectView> {
+        let user = parse_user_id(&user_id)?;
+        let role: ProjectRole = role.trim().parse()?;
+        let mut inner = self.lock();
+        inner.edit(&project_id, RecordKind::Project, with_project(move |p| {
+            p.members.retain(|m| m.user != user);
+            p.members.push(Member { user, role });
+            Ok(())
+        }))?;
+        inner.project_view(&project_id)
+    }
+
+    /// Removes a member from a project.
+    pub fn remove_member(&self, project_id: String, user_id: String) -> Result<ProjectView> {
+        let user = parse_user_id(&user_id)?;
+        let mut inner = self.lock();
+        inner.edit(&project_id, RecordKind::Project, with_project(move |p| {
+            p.members.retain(|m| m.user != user);
+            Ok(())
+        }))?;
+        inner.project_view(&project_id)
+    }
+
+    /// Adds a milestone (`due` as `YYYY-MM-DD`); returns it with its new id.
+    pub fn add_milestone(&self, project_id: String, name: String, due: Option<String>) -> Result<Milestone> {
+        let m = Milestone { id: new_item_id(), name: name.trim().to_owned(), due: opt(due), status: MilestoneStatus::Pending };
+        let added = m.clone();
+        self.lock().edit(&project_id, RecordKind::Project, with_project(move |p| {
+            p.milestones.push(added);
+            Ok(())
+        }))?;
+        Ok(m)
+    }
+
+    /// One project with its conflicts.
+    pub fn get_project(&self, id: String) -> Result<ProjectView> {
+        self.lock().project_view(&id)
+    }
+
+    /// Every project on this device, by name.
+    pub fn list_projects(&self) -> Result<Vec<ProjectView>> {
+        Ok(self
+            .lock()
+            .list(RecordKind::Project)?
+            .into_iter()
+            .filter_map(|(r, conflicts, pending)| match r {
+                Record::Project(project) => Some(ProjectView { project, conflicts, pending }),
+                Record::Customer(_) => None,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,369 @@
+//! Sync: push the outbox, pull what changed, and repair.
+//!
+//! * **Push.** Dirty documents are sent as the changes the server lacks (everything since the
+//!   heads it is known to have). Each batch is stored in `outbox_batches` *before* it is sent,
+//!   so after a crash or timeout the same batch — same `batch_id`, same body — is sent again
+//!   and the server answers it from its idempotency record instead of storing twice. A batch
+//!   row is deleted in the same SQLite transaction that applies its answer.
+//! * **Pull.** Pages of changes, snapshots and revocations are applied and the new cursor is
+//!   stored in one transaction per page, so a crash never skips items.
+//! * **Repair.** The device lists the heads of every document; the server answers with what the
+//!   device lacks, what it must delete, and what differs; differing documents are reconciled
+//!   with Automerge's own sync protocol, and the device's extra changes then go through an
+//!   ordinary push so the server validates them like any other.
+
+use crate::client::Inner;
+use crate::edit::{load_doc, save_doc};
+use crate::error::{ClientError, Result};
+use crate::model::{RejectedChange, RepairReport, SyncReport};
+use crate::store::{self, BatchRow, now_ms};
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use fieldsync_sync::protocol::{
+    B64, DocHeads, PROTOCOL_VERSION, PullItem, PullRequest, PullResponse, PushDoc, PushRequest, PushResponse, PushResult,
+    RepairItem, RepairRequest, RepairResponse, RepairSyncRequest, RepairSyncResponse, SyncMessage, heads_from_strings,
+    heads_to_strings,
+};
+use fieldsync_sync::record::RecordKind;
+use std::collections::{HashMap, HashSet};
+
+/// Most documents in one push batch.
+const MAX_BATCH_DOCS: usize = 1000;
+/// A batch is closed once its changes reach this many bytes (one document may exceed it alone).
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Most Automerge sync rounds per repair.
+const MAX_REPAIR_ROUNDS: usize = 5;
+
+/// `heads` parsed, if every one of them is a change `doc` holds.
+fn known_heads(doc: &Automerge, heads: &[String]) -> Option<Vec<ChangeHash>> {
+    let parsed = heads_from_strings(heads).ok()?;
+    parsed.iter().all(|h| doc.get_change_by_hash(h).is_some()).then_some(parsed)
+}
+
+/// The changes of `doc` the server lacks, given the heads it is known to have; all changes if
+/// those heads are not all known here.
+fn changes_since(doc: &Automerge, server_heads: &[String]) -> Vec<Vec<u8>> {
+    let since = known_heads(doc, server_heads).unwrap_or_default();
+    doc.get_changes(&since).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
+}
+
+/// Stores a snapshot from the server, merging it into the local copy if there is one (local
+/// edits the snapshot lacks are kept and stay queued for push). Returns whether a doc was new.
+fn store_snapshot(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId, doc_id: &str, kind: RecordKind, bytes: &[u8]) -> Result<bool> {
+    let mut snap = load_doc(bytes, device)?;
+    let snap_heads = snap.get_heads();
+    match store::doc_get(conn, doc_id)? {
+        Some(row) => {
+            let mut local = load_doc(&row.bytes, device)?;
+            local.merge(&mut snap)?;
+            let dirty = !local.get_changes(&snap_heads).is_empty();
+            save_doc(conn, doc_id, kind.as_str(), &local, &heads_to_strings(&snap_heads), dirty)?;
+            Ok(false)
+        }
+        None => {
+            save_doc(conn, doc_id, kind.as_str(), &snap, &heads_to_strings(&snap_heads), false)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Applies one pull item. Returns (applied, revoked) counts.
+fn apply_pull_item(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId, item: PullItem) -> Result<(u64, u64)> {
+    match item {
+        PullItem::Changes { doc_id, kind, changes } => {
+            let doc_id = doc_id.to_string();
+            let parsed: std::result::Result<Vec<Change>, _> = changes.into_iter().map(|c| Change::from_bytes(c.0)).collect();
+            let Ok(parsed) = parsed else {
+                // A damaged item must not block every later sync; repair fetches the document whole.
+                return Ok((0, 0));
+            };
+            let row = store::doc_get(conn, &doc_id)?;
+            let mut doc = match &row {
+                Some(r) => load_doc(&r.bytes, device)?,
+                None => Automerge::new().with_actor(crate::edit::actor_for(device)),
+            };
+            doc.apply_changes(parsed)?;
+            match row {
+                // Local edits wait for push; what the server has is still at least the old heads.
+                Some(r) if r.dirty => save_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?,
+                _ => save_doc(conn, &doc_id, kind.as_str(), &doc, &heads_to_strings(&doc.get_heads()), false)?,
+            }
+            Ok((1, 0))
+        }
+        PullItem::Snapshot { doc_id, kind, doc } => {
+            store_snapshot(conn, device, &doc_id.to_string(), kind, &doc.0)?;
+            Ok((1, 0))
+        }
+        PullItem::Revoke { doc_id, .. } => {
+            store::doc_delete(conn, &doc_id.to_string())?;
+            Ok((0, 1))
+        }
+    }
+}
+
+impl Inner {
+    /// Push, then pull.
+    pub fn sync(&mut self) -> Result<SyncReport> {
+        self.session()?;
+        let mut report = SyncReport::default();
+        self.push(&mut report)?;
+        self.pull(&mut report)?;
+        store::meta_set(&self.store.conn, "last_sync_at_ms", &now_ms().to_string())?;
+        report.cursor = store::meta_get(&self.store.conn, "cursor")?;
+        Ok(report)
+    }
+
+    /// Sends one stored batch and applies the answer. A batch the server refuses as a whole
+    /// (malformed, too large) is dropped so it cannot block the outbox forever; its documents
+    /// stay dirty.
+    fn send_batch(&mut self, batch: &BatchRow, report: &mut SyncReport, retry: &mut HashSet<String>) -> Result<()> {
+        let Ok(req) = serde_json::from_str::<PushRequest>(&batch.body) else {
+            return store::batch_delete(&self.store.conn, &batch.batch_id);
+        };
+        report.pushed += req.docs.len() as u64;
+        let resp: PushResponse = match self.call("/v1/sync/push", &req) {
+            Ok(r) => r,
+            Err(e @ (ClientError::Invalid { .. } | ClientError::Server { status: 413, .. })) => {
+                store::batch_delete(&self.store.conn, &batch.batch_id)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let sent: HashMap<String, Vec<String>> = serde_json::from_str(&batch.sent_heads).unwrap_or_default();
+        let device = self.device_id;
+        let tx = self.store.conn.unchecked_transaction()?;
+        for result in resp.results {
+            let doc_id = result.doc_id().to_string();
+            let Some(row) = store::doc_get(&tx, &doc_id)? else { continue };
+            match result {
+                PushResult::Accepted { heads, .. } => {
+                    report.accepted += 1;
+                    let doc = load_doc(&row.bytes, device)?;
+                    let sent_heads = sent.get(&doc_id).cloned().unwrap_or_default();
+                    let (server_heads, dirty) = match known_heads(&doc, &heads) {
+                        Some(h) => (heads, !doc.get_changes(&h).is_empty()),
+                        // The server holds changes this device has not pulled yet; it certainly
+                        // has everything that was sent.
+                        None => {
+                            let local = heads_to_strings(&doc.get_heads());
+                            let dirty = local != sent_heads;
+                            (sent_heads, dirty)
+                        }
+                    };
+                    store::doc_set_sync_state(&tx, &doc_id, &server_heads, dirty)?;
+                }
+                PushResult::Rejected { error, heads, doc, .. } => {
+                    match doc {
+                        Some(bytes) => {
+                            // Replace, not merge: the refused changes must disappear.
+                            let server_doc = load_doc(&bytes.0, device)?;
+                            save_doc(&tx, &doc_id, &row.kind, &server_doc, &heads, false)?;
+                        }
+                        None => store::doc_delete(&tx, &doc_id)?,
+                    }
+                    store::rejection_add(&tx, &doc_id, &error.code, &error.message)?;
+                    report.rejected.push(RejectedChange { doc_id, code: error.code, message: error.message, at_ms: now_ms() });
+                }
+                PushResult::MissingDeps { heads, .. } => {
+                    let doc = load_doc(&row.bytes, device)?;
+                    let server_heads = if known_heads(&doc, &heads).is_some() { heads } else { Vec::new() };
+                    store::doc_set_sync_state(&tx, &doc_id, &server_heads, true)?;
+                    retry.insert(doc_id);
+                }
+            }
+        }
+        store::batch_delete(&tx, &batch.batch_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn push(&mut self, report: &mut SyncReport) -> Result<()> {
+        let mut retry = HashSet::new();
+        // First whatever was built before and never answered, unchanged.
+        for batch in store::batches_pending(&self.store.conn)? {
+            self.send_batch(&batch, report, &mut retry)?;
+        }
+        let mut done: HashSet<String> = HashSet::new();
+        let mut retried: HashSet<String> = HashSet::new();
+        loop {
+            // Documents that hit missing dependencies get one more try, with all their changes.
+            for id in retry.drain() {
+                if retried.insert(id.clone()) {
+                    done.remove(&id);
+                }
+            }
+            let todo: Vec<String> = store::dirty_doc_ids(&self.store.conn)?.into_iter().filter(|id| !done.contains(id)).collect();
+            if todo.is_empty() {
+                break;
+            }
+            let mut docs = Vec::new();
+            let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+            let mut bytes = 0usize;
+            for id in todo {
+                done.insert(id.clone());
+                let Some(row) = store::doc_get(&self.store.conn, &id)? else { continue };
+                let doc = load_doc(&row.bytes, self.device_id)?;
+                let changes = changes_since(&doc, &row.server_heads);
+                if changes.is_empty() {
+                    store::doc_set_sync_state(&self.store.conn, &id, &row.server_heads, false)?;
+                    continue;
+                }
+                let Ok(doc_id) = id.parse() else { continue };
+                bytes += changes.iter().map(Vec::len).sum::<usize>();
+                sent.insert(id, heads_to_strings(&doc.get_heads()));
+                docs.push(PushDoc { doc_id, kind: row.kind, changes: changes.into_iter().map(B64).collect() });
+                if docs.len() >= MAX_BATCH_DOCS || bytes >= MAX_BATCH_BYTES {
+                    break;
+                }
+            }
+            if docs.is_empty() {
+                continue;
+            }
+            let req = PushRequest { v: PROTOCOL_VERSION, batch_id: uuid::Uuid::now_v7(), docs };
+            let batch = BatchRow {
+                batch_id: req.batch_id.to_string(),
+                body: serde_json::to_string(&req).expect("BUG: a push request always serializes"),
+                sent_heads: serde_json::to_string(&sent).expect("BUG: a map of strings always serializes"),
+            };
+            store::batch_insert(&self.store.conn, &batch)?;
+            self.send_batch(&batch, report, &mut retry)?;
+        }
+        Ok(())
+    }
+
+    fn pull(&mut self, report: &mut SyncReport) -> Result<()> {
+        let mut restarted = false;
+        loop {
+            let cursor = store::meta_get(&self.store.conn, "cursor")?;
+            let req = PullRequest { v: PROTOCOL_VERSION, cursor: cursor.clone(), max_bytes: None };
+            let resp: PullResponse = match self.call("/v1/sync/pull", &req) {
+                Ok(r) => r,
+                Err(ClientError::Invalid { code, .. }) if code == "invalid_cursor" && !restarted => {
+                    // A cursor the server no longer knows: start over (snapshots merge safely).
+                    restarted = true;
+                    store::meta_delete(&self.store.conn, "cursor")?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let empty = resp.items.is_empty();
+            let device = self.device_id;
+            let tx = self.store.conn.unchecked_transaction()?;
+            for item in resp.items {
+                let (applied, revoked) = apply_pull_item(&tx, device, item)?;
+                report.pulled += applied;
+                report.revoked += revoked;
+            }
+            store::meta_set(&tx, "cursor", &resp.cursor)?;
+            tx.commit()?;
+            let stuck = empty && cursor.as_deref() == Some(resp.cursor.as_str());
+            if !resp.more || stuck {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Full reconciliation with the server, then a sync.
+    pub fn repair(&mut self) -> Result<RepairReport> {
+        self.session()?;
+        let device = self.device_id;
+        let mut report = RepairReport::default();
+        let mut heads = Vec::new();
+        for row in store::docs_all(&self.store.conn, None)? {
+            let (Ok(doc_id), Ok(doc)) = (row.doc_id.parse(), load_doc(&row.bytes, device)) else { continue };
+            heads.push(DocHeads { doc_id, heads: heads_to_strings(&doc.get_heads()) });
+        }
+        let resp: RepairResponse = self.call("/v1/sync/repair", &RepairRequest { v: PROTOCOL_VERSION, docs: heads })?;
+
+        // Snapshots and revocations first.
+        let mut differs = Vec::new();
+        let tx = self.store.conn.unchecked_transaction()?;
+        for item in resp.items {
+            match item {
+                RepairItem::Snapshot { doc_id, kind, doc } => {
+                    store_snapshot(&tx, device, &doc_id.to_string(), kind, &doc.0)?;
+                    report.added += 1;
+                }
+                RepairItem::Revoke { doc_id, .. } => {
+                    store::doc_delete(&tx, &doc_id.to_string())?;
+                    report.revoked += 1;
+                }
+                RepairItem::Differs { doc_id, kind, heads } => differs.push((doc_id, kind, heads)),
+            }
+        }
+        tx.commit()?;
+
+        // Then Automerge sync rounds for the documents that differ.
+        struct Peer {
+            doc: Automerge,
+            state: State,
+            kind: RecordKind,
+            server_heads: Vec<String>,
+            active: bool,
+        }
+        let mut peers: HashMap<fieldsync_sync::DocId, Peer> = HashMap::new();
+        for (doc_id, kind, server_heads) in differs {
+            let Some(row) = store::doc_get(&self.store.conn, &doc_id.to_string())? else { continue };
+            let doc = load_doc(&row.bytes, device)?;
+            peers.insert(doc_id, Peer { doc, state: State::new(), kind, server_heads, active: true });
+        }
+        for _ in 0..MAX_REPAIR_ROUNDS {
+            let mut messages = Vec::new();
+            for (id, p) in peers.iter_mut().filter(|(_, p)| p.active) {
+                match p.doc.generate_sync_message(&mut p.state) {
+                    Some(m) => messages.push(SyncMessage { doc_id: *id, message: Some(B64(m.encode())) }),
+                    None => p.active = false,
+                }
+            }
+            if messages.is_empty() {
+                break;
+            }
+            let answer: RepairSyncResponse =
+                self.call("/v1/sync/repair/sync", &RepairSyncRequest { v: PROTOCOL_VERSION, docs: messages })?;
+            let mut answered = HashSet::new();
+            for m in answer.docs {
+                let Some(p) = peers.get_mut(&m.doc_id) else { continue };
+                answered.insert(m.doc_id);
+                let Some(msg) = m.message.and_then(|b| Message::decode(&b.0).ok()) else {
+                    p.active = false;
+                    continue;
+                };
+                p.server_heads = heads_to_strings(&msg.heads);
+                p.doc.receive_sync_message(&mut p.state, msg)?;
+            }
+            for (id, p) in peers.iter_mut() {
+                if !answered.contains(id) {
+                    p.active = false;
+                }
+            }
+        }
+        let tx = self.store.conn.unchecked_transaction()?;
+        for (doc_id, p) in &peers {
+            let (server_heads, dirty) = match known_heads(&p.doc, &p.server_heads) {
+                Some(h) => (p.server_heads.clone(), !p.doc.get_changes(&h).is_empty()),
+                None => (Vec::new(), true),
+            };
+            save_doc(&tx, &doc_id.to_string(), p.kind.as_str(), &p.doc, &server_heads, dirty)?;
+            report.reconciled += 1;
+        }
+        store::meta_set(&tx, "cursor", &resp.cursor)?;
+        tx.commit()?;
+
+        report.sync = self.sync()?;
+        Ok(report)
+    }
+}
+
+impl crate::FieldsyncClient {
+    /// Pushes every local edit, then pulls everything new. On `device_revoked` or
+    /// `account_disabled` the tenant's local data is purged and [`ClientError::Revoked`] returned.
+    pub fn sync(&self) -> Result<SyncReport> {
+        self.lock().sync()
+    }
+
+    /// Compares every local document with the server's and fixes what differs (missing,
+    /// revoked, diverged documents), then syncs. For after a restore, a lost cursor, or doubt.
+    pub fn repair(&self) -> Result<RepairReport> {
+        self.lock().repair()
+    }
+}

@@ -126,3 +126,6 @@ impl FieldsyncClient {
 fn rejected_change(r: store::RejectionRow) -> RejectedChange {
     RejectedChange { doc_id: r.doc_id, code: r.code, message: r.message, at_ms: r.at_ms }
 }
+
+#[cfg(test)]
+mod tests;

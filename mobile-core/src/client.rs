@@ -6,8 +6,8 @@
 
 use crate::error::{ClientError, Result};
 use crate::store::{self, SessionRow, Store, now_ms};
-use fieldsync_sync::protocol::{ErrorBody, LoginRequest, RefreshRequest, TokenResponse};
 use fieldsync_sync::DeviceId;
+use fieldsync_sync::protocol::{ErrorBody, LoginRequest, RefreshRequest, TokenResponse};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -18,7 +18,8 @@ const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 const REFRESH_MARGIN_MS: i64 = 60_000;
 
 /// Error codes after which the device must forget everything of the tenant.
-pub(crate) const PURGE_CODES: [&str; 3] = ["device_revoked", "account_disabled", "refresh_token_reused"];
+pub(crate) const PURGE_CODES: [&str; 3] =
+    ["device_revoked", "account_disabled", "refresh_token_reused"];
 
 /// What a failed HTTP exchange looked like.
 #[derive(Debug)]
@@ -35,13 +36,26 @@ impl HttpError {
             HttpError::Network(m) => ClientError::network(m),
             HttpError::Api { status, body } => {
                 if PURGE_CODES.contains(&body.error.as_str()) {
-                    ClientError::Revoked { code: body.error, message: body.message }
+                    ClientError::Revoked {
+                        code: body.error,
+                        message: body.message,
+                    }
                 } else if status == 401 || status == 403 {
-                    ClientError::Auth { code: body.error, message: body.message }
+                    ClientError::Auth {
+                        code: body.error,
+                        message: body.message,
+                    }
                 } else if status == 400 || status == 422 {
-                    ClientError::Invalid { code: body.error, message: body.message }
+                    ClientError::Invalid {
+                        code: body.error,
+                        message: body.message,
+                    }
                 } else {
-                    ClientError::Server { code: body.error, message: body.message, status }
+                    ClientError::Server {
+                        code: body.error,
+                        message: body.message,
+                        status,
+                    }
                 }
             }
         }
@@ -60,7 +74,9 @@ impl Http {
             .timeout_global(Some(Duration::from_secs(60)))
             .timeout_connect(Some(Duration::from_secs(10)))
             .build();
-        Http { agent: config.into() }
+        Http {
+            agent: config.into(),
+        }
     }
 
     /// POSTs `body` as JSON to `base` + `path` and reads the JSON answer.
@@ -85,10 +101,17 @@ impl Http {
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()
-            .map_err(|e| HttpError::Network(format!("The server's answer from {url} could not be read: {e}.")))?;
+            .map_err(|e| {
+                HttpError::Network(format!(
+                    "The server's answer from {url} could not be read: {e}."
+                ))
+            })?;
         if (200..300).contains(&status) {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| HttpError::Network(format!("The server's answer from {url} is not what this app expects: {e}.")))
+            serde_json::from_slice(&bytes).map_err(|e| {
+                HttpError::Network(format!(
+                    "The server's answer from {url} is not what this app expects: {e}."
+                ))
+            })
         } else {
             let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
                 error: format!("http_{status}"),
@@ -114,10 +137,19 @@ impl Inner {
 
     /// Logs in and stores the session. Logging in as someone else (another user or tenant)
     /// than the owner of the local data first purges that data.
-    pub fn login(&mut self, server_url: &str, tenant: &str, email: &str, password: &str) -> Result<SessionRow> {
+    pub fn login(
+        &mut self,
+        server_url: &str,
+        tenant: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<SessionRow> {
         let server_url = server_url.trim().trim_end_matches('/').to_owned();
         if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
-            return Err(ClientError::invalid("invalid_server_url", format!("'{server_url}' is not an http:// URL.")));
+            return Err(ClientError::invalid(
+                "invalid_server_url",
+                format!("'{server_url}' is not an http:// URL."),
+            ));
         }
         let req = LoginRequest {
             tenant: tenant.to_owned(),
@@ -145,7 +177,8 @@ impl Inner {
             email: email.to_owned(),
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
-            access_expires_at_ms: now_ms().saturating_add((tokens.expires_in as i64).saturating_mul(1000)),
+            access_expires_at_ms: now_ms()
+                .saturating_add((tokens.expires_in as i64).saturating_mul(1000)),
             clock_offset_ms: tokens.server_time_ms - now_ms(),
         };
         store::session_put(&tx, &row)?;
@@ -163,19 +196,28 @@ impl Inner {
         if let Err(e) = store::purge(&self.store.conn) {
             return e;
         }
-        ClientError::Revoked { code, message: format!("{message} All data of this account was removed from this device.") }
+        ClientError::Revoked {
+            code,
+            message: format!("{message} All data of this account was removed from this device."),
+        }
     }
 
     /// Trades the refresh token for new tokens. The old refresh token is dead afterwards, so the
     /// new ones are stored before anything else happens.
     pub(crate) fn refresh(&mut self) -> Result<SessionRow> {
         let mut s = self.session()?;
-        let req = RefreshRequest { refresh_token: s.refresh_token.clone() };
-        match self.http.post::<_, TokenResponse>(&s.server_url, "/v1/auth/refresh", None, &req) {
+        let req = RefreshRequest {
+            refresh_token: s.refresh_token.clone(),
+        };
+        match self
+            .http
+            .post::<_, TokenResponse>(&s.server_url, "/v1/auth/refresh", None, &req)
+        {
             Ok(t) => {
                 s.access_token = t.access_token;
                 s.refresh_token = t.refresh_token;
-                s.access_expires_at_ms = now_ms().saturating_add((t.expires_in as i64).saturating_mul(1000));
+                s.access_expires_at_ms =
+                    now_ms().saturating_add((t.expires_in as i64).saturating_mul(1000));
                 s.clock_offset_ms = t.server_time_ms - now_ms();
                 store::session_put(&self.store.conn, &s)?;
                 Ok(s)
@@ -206,11 +248,18 @@ impl Inner {
 
     /// An authenticated POST: refreshes ahead of expiry, retries once after `token_expired`,
     /// purges on revocation.
-    pub fn call<Req: Serialize, Resp: DeserializeOwned>(&mut self, path: &str, body: &Req) -> Result<Resp> {
+    pub fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp> {
         let mut s = self.fresh_session()?;
         let mut retried = false;
         loop {
-            match self.http.post(&s.server_url, path, Some(&s.access_token), body) {
+            match self
+                .http
+                .post(&s.server_url, path, Some(&s.access_token), body)
+            {
                 Ok(r) => return Ok(r),
                 Err(HttpError::Api { body: e, .. }) if e.error == "token_expired" && !retried => {
                     retried = true;

@@ -11,8 +11,8 @@ use crate::store;
 use automerge::{ActorId, Automerge};
 use fieldsync_sync::record::RecordKind;
 use fieldsync_sync::{
-    Contact, Customer, CustomerKind, DeviceId, DocId, GeoPoint, Lifecycle, Member, Milestone, MilestoneStatus, Project,
-    ProjectRole, ProjectStatus, Record, Site, Tier, UserId, rules,
+    Contact, Customer, CustomerKind, DeviceId, DocId, GeoPoint, Lifecycle, Member, Milestone,
+    MilestoneStatus, Project, ProjectRole, ProjectStatus, Record, Site, Tier, UserId, rules,
 };
 
 /// The device's Automerge actor: its device id's bytes. A data directory is opened by one
@@ -25,29 +25,59 @@ pub(crate) fn actor_for(device: DeviceId) -> ActorId {
 pub(crate) fn load_doc(bytes: &[u8], device: DeviceId) -> Result<Automerge> {
     Automerge::load(bytes)
         .map(|d| d.with_actor(actor_for(device)))
-        .map_err(|e| ClientError::Storage { code: "corrupt_document".into(), message: format!("A stored document cannot be loaded: {e}.") })
+        .map_err(|e| ClientError::Storage {
+            code: "corrupt_document".into(),
+            message: format!("A stored document cannot be loaded: {e}."),
+        })
 }
 
 /// The name and one-line summary stored next to a document for listing.
 pub(crate) fn listing(doc: &Automerge) -> (String, String) {
     match Record::read(doc) {
         Ok((Record::Customer(c), _)) => {
-            let summary = [c.address.clone(), c.phone.clone(), c.tier.map(|t| t.to_string())]
+            let summary = [
+                c.address.clone(),
+                c.phone.clone(),
+                c.tier.map(|t| t.to_string()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
+            (c.name, summary)
+        }
+        Ok((Record::Project(p), _)) => (
+            p.name,
+            [p.code.clone(), Some(p.status.to_string())]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
-                .join(" · ");
-            (c.name, summary)
-        }
-        Ok((Record::Project(p), _)) => (p.name, [p.code.clone(), Some(p.status.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" · ")),
+                .join(" · "),
+        ),
         Err(e) => (String::new(), format!("unreadable: {e}")),
     }
 }
 
 /// Stores a whole document, refreshing its listing columns.
-pub(crate) fn save_doc(conn: &rusqlite::Connection, doc_id: &str, kind: &str, doc: &Automerge, server_heads: &[String], dirty: bool) -> Result<()> {
+pub(crate) fn save_doc(
+    conn: &rusqlite::Connection,
+    doc_id: &str,
+    kind: &str,
+    doc: &Automerge,
+    server_heads: &[String],
+    dirty: bool,
+) -> Result<()> {
     let (name, summary) = listing(doc);
-    store::doc_put(conn, doc_id, kind, &doc.save(), server_heads, dirty, &name, &summary)
+    store::doc_put(
+        conn,
+        doc_id,
+        kind,
+        &doc.save(),
+        server_heads,
+        dirty,
+        &name,
+        &summary,
+    )
 }
 
 fn opt(value: Option<String>) -> Option<String> {
@@ -55,22 +85,32 @@ fn opt(value: Option<String>) -> Option<String> {
 }
 
 fn parse_f64(value: &str, field: &str) -> Result<f64> {
-    value
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| ClientError::invalid("invalid_number", format!("'{value}' in '{field}' is not a number.")))
+    value.trim().parse::<f64>().map_err(|_| {
+        ClientError::invalid(
+            "invalid_number",
+            format!("'{value}' in '{field}' is not a number."),
+        )
+    })
 }
 
 fn parse_doc_id(id: &str, what: &str) -> Result<DocId> {
-    id.trim().parse().map_err(|_| ClientError::invalid("invalid_id", format!("'{id}' is not a {what} id (UUID).")))
+    id.trim().parse().map_err(|_| {
+        ClientError::invalid("invalid_id", format!("'{id}' is not a {what} id (UUID)."))
+    })
 }
 
 fn parse_user_id(id: &str) -> Result<UserId> {
-    id.trim().parse().map_err(|_| ClientError::invalid("invalid_id", format!("'{id}' is not a user id (UUID).")))
+    id.trim()
+        .parse()
+        .map_err(|_| ClientError::invalid("invalid_id", format!("'{id}' is not a user id (UUID).")))
 }
 
 fn parse_tags(value: &str) -> Vec<String> {
-    let mut tags: Vec<String> = value.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+    let mut tags: Vec<String> = value
+        .split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
     tags.sort();
     tags.dedup();
     tags
@@ -111,7 +151,10 @@ fn set_customer_field(c: &mut Customer, field: &str, value: &str) -> Result<()> 
                 let (lat, lon) = v.split_once(',').ok_or_else(|| {
                     ClientError::invalid("incomplete_location", format!("'{v}' is not 'lat,lon'."))
                 })?;
-                Some(GeoPoint { lat: parse_f64(lat, "lat")?, lon: parse_f64(lon, "lon")? })
+                Some(GeoPoint {
+                    lat: parse_f64(lat, "lat")?,
+                    lon: parse_f64(lon, "lon")?,
+                })
             }
         }
         "tier" => c.tier = o().map(|t| t.parse::<Tier>()).transpose()?,
@@ -122,7 +165,9 @@ fn set_customer_field(c: &mut Customer, field: &str, value: &str) -> Result<()> 
         other => {
             return Err(ClientError::invalid(
                 "unknown_field",
-                format!("'{other}' is not a customer field; use name, kind, phone, email, address, lat, lon, location, tier, lifecycle, owner, notes or tags."),
+                format!(
+                    "'{other}' is not a customer field; use name, kind, phone, email, address, lat, lon, location, tier, lifecycle, owner, notes or tags."
+                ),
             ));
         }
     }
@@ -137,7 +182,11 @@ fn set_project_field(p: &mut Project, field: &str, value: &str) -> Result<()> {
         "code" => p.code = opt(Some(v.to_owned())),
         "status" => p.status = v.parse::<ProjectStatus>()?,
         "customer" | "customer_id" => {
-            p.customer = if v.is_empty() { None } else { Some(parse_doc_id(v, "customer")?) }
+            p.customer = if v.is_empty() {
+                None
+            } else {
+                Some(parse_doc_id(v, "customer")?)
+            }
         }
         other => {
             return Err(ClientError::invalid(
@@ -160,7 +209,9 @@ fn check(record: &Record) -> Result<()> {
 impl Inner {
     fn user_id(&self) -> Result<UserId> {
         let s = self.session()?;
-        s.user_id.parse().map_err(|_| ClientError::storage("The stored user id is not a UUID."))
+        s.user_id
+            .parse()
+            .map_err(|_| ClientError::storage("The stored user id is not a UUID."))
     }
 
     /// Validates and stores a brand-new record.
@@ -168,13 +219,24 @@ impl Inner {
         check(&record)?;
         let doc = record.to_new_doc(actor_for(self.device_id))?;
         let tx = self.store.conn.unchecked_transaction()?;
-        save_doc(&tx, &record.id().to_string(), record.kind().as_str(), &doc, &[], true)?;
+        save_doc(
+            &tx,
+            &record.id().to_string(),
+            record.kind().as_str(),
+            &doc,
+            &[],
+            true,
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// Loads a record of `kind`.
-    fn load(&self, id: &str, kind: RecordKind) -> Result<(Record, Vec<fieldsync_sync::Conflict>, bool)> {
+    fn load(
+        &self,
+        id: &str,
+        kind: RecordKind,
+    ) -> Result<(Record, Vec<fieldsync_sync::Conflict>, bool)> {
         let doc_id = parse_doc_id(id, kind.as_str())?.to_string();
         let row = store::doc_get(&self.store.conn, &doc_id)?
             .filter(|r| r.kind == kind.as_str())
@@ -185,7 +247,12 @@ impl Inner {
     }
 
     /// Applies `change` to a stored record of `kind`, validates, writes the minimal diff.
-    fn edit(&mut self, id: &str, kind: RecordKind, change: impl FnOnce(&mut Record) -> Result<()>) -> Result<()> {
+    fn edit(
+        &mut self,
+        id: &str,
+        kind: RecordKind,
+        change: impl FnOnce(&mut Record) -> Result<()>,
+    ) -> Result<()> {
         let doc_id = parse_doc_id(id, kind.as_str())?.to_string();
         let row = store::doc_get(&self.store.conn, &doc_id)?
             .filter(|r| r.kind == kind.as_str())
@@ -209,14 +276,22 @@ impl Inner {
 
     fn customer_view(&self, id: &str) -> Result<CustomerView> {
         match self.load(id, RecordKind::Customer)? {
-            (Record::Customer(customer), conflicts, pending) => Ok(CustomerView { customer, conflicts, pending }),
+            (Record::Customer(customer), conflicts, pending) => Ok(CustomerView {
+                customer,
+                conflicts,
+                pending,
+            }),
             _ => Err(ClientError::not_found("customer", id)),
         }
     }
 
     fn project_view(&self, id: &str) -> Result<ProjectView> {
         match self.load(id, RecordKind::Project)? {
-            (Record::Project(project), conflicts, pending) => Ok(ProjectView { project, conflicts, pending }),
+            (Record::Project(project), conflicts, pending) => Ok(ProjectView {
+                project,
+                conflicts,
+                pending,
+            }),
             _ => Err(ClientError::not_found("project", id)),
         }
     }
@@ -226,7 +301,9 @@ impl Inner {
         for row in store::docs_all(&self.store.conn, Some(kind.as_str()))? {
             // A document this build cannot read (newer schema, damaged) is left out of lists
             // rather than failing the whole list.
-            let Ok(doc) = load_doc(&row.bytes, self.device_id) else { continue };
+            let Ok(doc) = load_doc(&row.bytes, self.device_id) else {
+                continue;
+            };
             if let Ok((r, c)) = Record::read(&doc) {
                 out.push((r, c, row.dirty));
             }
@@ -235,17 +312,27 @@ impl Inner {
     }
 }
 
-fn with_customer(change: impl FnOnce(&mut Customer) -> Result<()>) -> impl FnOnce(&mut Record) -> Result<()> {
+fn with_customer(
+    change: impl FnOnce(&mut Customer) -> Result<()>,
+) -> impl FnOnce(&mut Record) -> Result<()> {
     move |r| match r {
         Record::Customer(c) => change(c),
-        Record::Project(_) => Err(ClientError::invalid("kind_mismatch", "The record is not a customer.")),
+        Record::Project(_) => Err(ClientError::invalid(
+            "kind_mismatch",
+            "The record is not a customer.",
+        )),
     }
 }
 
-fn with_project(change: impl FnOnce(&mut Project) -> Result<()>) -> impl FnOnce(&mut Record) -> Result<()> {
+fn with_project(
+    change: impl FnOnce(&mut Project) -> Result<()>,
+) -> impl FnOnce(&mut Record) -> Result<()> {
     move |r| match r {
         Record::Project(p) => change(p),
-        Record::Customer(_) => Err(ClientError::invalid("kind_mismatch", "The record is not a project.")),
+        Record::Customer(_) => Err(ClientError::invalid(
+            "kind_mismatch",
+            "The record is not a project.",
+        )),
     }
 }
 
@@ -265,7 +352,12 @@ impl crate::FieldsyncClient {
         c.location = match (new.lat, new.lon) {
             (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
             (None, None) => None,
-            _ => return Err(ClientError::invalid("incomplete_location", "A location needs both latitude and longitude.")),
+            _ => {
+                return Err(ClientError::invalid(
+                    "incomplete_location",
+                    "A location needs both latitude and longitude.",
+                ));
+            }
         };
         c.tier = opt(new.tier).map(|t| t.parse()).transpose()?;
         if let Some(l) = opt(new.lifecycle) {
@@ -298,10 +390,14 @@ impl crate::FieldsyncClient {
     pub fn update_customer(&self, customer: Customer) -> Result<CustomerView> {
         let id = customer.id.to_string();
         let mut inner = self.lock();
-        inner.edit(&id, RecordKind::Customer, with_customer(|c| {
-            *c = customer;
-            Ok(())
-        }))?;
+        inner.edit(
+            &id,
+            RecordKind::Customer,
+            with_customer(|c| {
+                *c = customer;
+                Ok(())
+            }),
+        )?;
         inner.customer_view(&id)
     }
 
@@ -316,24 +412,32 @@ impl crate::FieldsyncClient {
         };
         let mut inner = self.lock();
         let added = contact.clone();
-        inner.edit(&customer_id, RecordKind::Customer, with_customer(move |c| {
-            c.contacts.push(added);
-            Ok(())
-        }))?;
+        inner.edit(
+            &customer_id,
+            RecordKind::Customer,
+            with_customer(move |c| {
+                c.contacts.push(added);
+                Ok(())
+            }),
+        )?;
         Ok(contact)
     }
 
     /// Removes a contact person from a customer.
     pub fn remove_contact(&self, customer_id: String, contact_id: String) -> Result<CustomerView> {
         let mut inner = self.lock();
-        inner.edit(&customer_id, RecordKind::Customer, with_customer(|c| {
-            let before = c.contacts.len();
-            c.contacts.retain(|k| k.id != contact_id);
-            if c.contacts.len() == before {
-                return Err(ClientError::not_found("contact", &contact_id));
-            }
-            Ok(())
-        }))?;
+        inner.edit(
+            &customer_id,
+            RecordKind::Customer,
+            with_customer(|c| {
+                let before = c.contacts.len();
+                c.contacts.retain(|k| k.id != contact_id);
+                if c.contacts.len() == before {
+                    return Err(ClientError::not_found("contact", &contact_id));
+                }
+                Ok(())
+            }),
+        )?;
         inner.customer_view(&customer_id)
     }
 
@@ -349,7 +453,11 @@ impl crate::FieldsyncClient {
             .list(RecordKind::Customer)?
             .into_iter()
             .filter_map(|(r, conflicts, pending)| match r {
-                Record::Customer(customer) => Some(CustomerView { customer, conflicts, pending }),
+                Record::Customer(customer) => Some(CustomerView {
+                    customer,
+                    conflicts,
+                    pending,
+                }),
                 Record::Project(_) => None,
             })
             .collect())
@@ -361,7 +469,9 @@ impl crate::FieldsyncClient {
         let me = inner.user_id()?;
         let mut p = Project::new(new.name.trim(), me);
         p.code = opt(new.code);
-        p.customer = opt(new.customer_id).map(|c| parse_doc_id(&c, "customer")).transpose()?;
+        p.customer = opt(new.customer_id)
+            .map(|c| parse_doc_id(&c, "customer"))
+            .transpose()?;
         if let Some(s) = opt(new.status) {
             p.status = s.parse()?;
         }
@@ -373,12 +483,16 @@ impl crate::FieldsyncClient {
     /// Sets fields of a project (`name`, `code`, `status`, `customer`).
     pub fn edit_project(&self, id: String, edits: Vec<FieldEdit>) -> Result<ProjectView> {
         let mut inner = self.lock();
-        inner.edit(&id, RecordKind::Project, with_project(|p| {
-            for e in &edits {
-                set_project_field(p, e.field.trim(), &e.value)?;
-            }
-            Ok(())
-        }))?;
+        inner.edit(
+            &id,
+            RecordKind::Project,
+            with_project(|p| {
+                for e in &edits {
+                    set_project_field(p, e.field.trim(), &e.value)?;
+                }
+                Ok(())
+            }),
+        )?;
         inner.project_view(&id)
     }
 
@@ -386,10 +500,14 @@ impl crate::FieldsyncClient {
     pub fn update_project(&self, project: Project) -> Result<ProjectView> {
         let id = project.id.to_string();
         let mut inner = self.lock();
-        inner.edit(&id, RecordKind::Project, with_project(|p| {
-            *p = project;
-            Ok(())
-        }))?;
+        inner.edit(
+            &id,
+            RecordKind::Project,
+            with_project(|p| {
+                *p = project;
+                Ok(())
+            }),
+        )?;
         inner.project_view(&id)
     }
 
@@ -403,23 +521,36 @@ impl crate::FieldsyncClient {
             geofence: new.geofence,
         };
         let added = site.clone();
-        self.lock().edit(&project_id, RecordKind::Project, with_project(move |p| {
-            p.sites.push(added);
-            Ok(())
-        }))?;
+        self.lock().edit(
+            &project_id,
+            RecordKind::Project,
+            with_project(move |p| {
+                p.sites.push(added);
+                Ok(())
+            }),
+        )?;
         Ok(site)
     }
 
     /// Adds a member (or changes their role): `role` is `site_manager`, `crew` or `viewer`.
-    pub fn add_member(&self, project_id: String, user_id: String, role: String) -> Result<ProjectView> {
+    pub fn add_member(
+        &self,
+        project_id: String,
+        user_id: String,
+        role: String,
+    ) -> Result<ProjectView> {
         let user = parse_user_id(&user_id)?;
         let role: ProjectRole = role.trim().parse()?;
         let mut inner = self.lock();
-        inner.edit(&project_id, RecordKind::Project, with_project(move |p| {
-            p.members.retain(|m| m.user != user);
-            p.members.push(Member { user, role });
-            Ok(())
-        }))?;
+        inner.edit(
+            &project_id,
+            RecordKind::Project,
+            with_project(move |p| {
+                p.members.retain(|m| m.user != user);
+                p.members.push(Member { user, role });
+                Ok(())
+            }),
+        )?;
         inner.project_view(&project_id)
     }
 
@@ -427,21 +558,39 @@ impl crate::FieldsyncClient {
     pub fn remove_member(&self, project_id: String, user_id: String) -> Result<ProjectView> {
         let user = parse_user_id(&user_id)?;
         let mut inner = self.lock();
-        inner.edit(&project_id, RecordKind::Project, with_project(move |p| {
-            p.members.retain(|m| m.user != user);
-            Ok(())
-        }))?;
+        inner.edit(
+            &project_id,
+            RecordKind::Project,
+            with_project(move |p| {
+                p.members.retain(|m| m.user != user);
+                Ok(())
+            }),
+        )?;
         inner.project_view(&project_id)
     }
 
     /// Adds a milestone (`due` as `YYYY-MM-DD`); returns it with its new id.
-    pub fn add_milestone(&self, project_id: String, name: String, due: Option<String>) -> Result<Milestone> {
-        let m = Milestone { id: new_item_id(), name: name.trim().to_owned(), due: opt(due), status: MilestoneStatus::Pending };
+    pub fn add_milestone(
+        &self,
+        project_id: String,
+        name: String,
+        due: Option<String>,
+    ) -> Result<Milestone> {
+        let m = Milestone {
+            id: new_item_id(),
+            name: name.trim().to_owned(),
+            due: opt(due),
+            status: MilestoneStatus::Pending,
+        };
         let added = m.clone();
-        self.lock().edit(&project_id, RecordKind::Project, with_project(move |p| {
-            p.milestones.push(added);
-            Ok(())
-        }))?;
+        self.lock().edit(
+            &project_id,
+            RecordKind::Project,
+            with_project(move |p| {
+                p.milestones.push(added);
+                Ok(())
+            }),
+        )?;
         Ok(m)
     }
 
@@ -457,7 +606,11 @@ impl crate::FieldsyncClient {
             .list(RecordKind::Project)?
             .into_iter()
             .filter_map(|(r, conflicts, pending)| match r {
-                Record::Project(project) => Some(ProjectView { project, conflicts, pending }),
+                Record::Project(project) => Some(ProjectView {
+                    project,
+                    conflicts,
+                    pending,
+                }),
                 Record::Customer(_) => None,
             })
             .collect())

@@ -26,7 +26,11 @@ pub enum ClientError {
     Revoked { code: String, message: String },
     /// The server answered with another error.
     #[error("{message} ({code})")]
-    Server { code: String, message: String, status: u16 },
+    Server {
+        code: String,
+        message: String,
+        status: u16,
+    },
     /// The server could not be reached or answered something unreadable. Safe to retry.
     #[error("{message} ({code})")]
     Network { code: String, message: String },
@@ -65,29 +69,47 @@ impl ClientError {
     }
 
     pub(crate) fn invalid(code: &str, message: impl Into<String>) -> Self {
-        ClientError::Invalid { code: code.into(), message: message.into() }
+        ClientError::Invalid {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        ClientError::NotFound { code: "not_found".into(), message: format!("No {what} with id {id} on this device.") }
+        ClientError::NotFound {
+            code: "not_found".into(),
+            message: format!("No {what} with id {id} on this device."),
+        }
     }
 
     pub(crate) fn not_logged_in() -> Self {
-        ClientError::NotLoggedIn { code: "not_logged_in".into(), message: "Log in first.".into() }
+        ClientError::NotLoggedIn {
+            code: "not_logged_in".into(),
+            message: "Log in first.".into(),
+        }
     }
 
     pub(crate) fn network(message: impl Into<String>) -> Self {
-        ClientError::Network { code: "network_error".into(), message: message.into() }
+        ClientError::Network {
+            code: "network_error".into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn storage(message: impl Into<String>) -> Self {
-        ClientError::Storage { code: "storage_error".into(), message: message.into() }
+        ClientError::Storage {
+            code: "storage_error".into(),
+            message: message.into(),
+        }
     }
 }
 
 impl From<Rejection> for ClientError {
     fn from(r: Rejection) -> Self {
-        ClientError::Invalid { code: r.code, message: r.message }
+        ClientError::Invalid {
+            code: r.code,
+            message: r.message,
+        }
     }
 }
 
@@ -99,7 +121,10 @@ impl From<rusqlite::Error> for ClientError {
 
 impl From<automerge::AutomergeError> for ClientError {
     fn from(e: automerge::AutomergeError) -> Self {
-        ClientError::Storage { code: "document_error".into(), message: format!("A local document could not be changed: {e}.") }
+        ClientError::Storage {
+            code: "document_error".into(),
+            message: format!("A local document could not be changed: {e}."),
+        }
     }
 }
 

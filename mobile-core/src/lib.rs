@@ -28,8 +28,8 @@ mod sync;
 
 pub use error::ClientError;
 pub use fieldsync_sync::{
-    Conflict, Contact, Customer, CustomerKind, GeoPoint, Geofence, Lifecycle, Member, Milestone, MilestoneStatus, Project,
-    ProjectRole, ProjectStatus, Site, Tier,
+    Conflict, Contact, Customer, CustomerKind, GeoPoint, Geofence, Lifecycle, Member, Milestone,
+    MilestoneStatus, Project, ProjectRole, ProjectStatus, Site, Tier,
 };
 pub use live::LiveConnection;
 pub use model::*;
@@ -49,20 +49,30 @@ impl FieldsyncClient {
     /// made on first open and kept from then on.
     pub fn open(dir: String) -> Result<FieldsyncClient> {
         let dir = std::path::PathBuf::from(dir);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ClientError::storage(format!("Cannot create the data directory {}: {e}.", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ClientError::storage(format!(
+                "Cannot create the data directory {}: {e}.",
+                dir.display()
+            ))
+        })?;
         let store = store::Store::open(&dir.join("fieldsync.db"))?;
         let device_id = match store::meta_get(&store.conn, "device_id")? {
-            Some(s) => s
-                .parse::<DeviceId>()
-                .map_err(|_| ClientError::storage(format!("The stored device id '{s}' is not a UUID.")))?,
+            Some(s) => s.parse::<DeviceId>().map_err(|_| {
+                ClientError::storage(format!("The stored device id '{s}' is not a UUID."))
+            })?,
             None => {
                 let id = DeviceId::new();
                 store::meta_set(&store.conn, "device_id", &id.to_string())?;
                 id
             }
         };
-        Ok(FieldsyncClient { inner: Mutex::new(Inner { store, http: Http::new(), device_id }) })
+        Ok(FieldsyncClient {
+            inner: Mutex::new(Inner {
+                store,
+                http: Http::new(),
+                device_id,
+            }),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -77,7 +87,13 @@ impl FieldsyncClient {
 
     /// Logs in with the device's own id and stores the tokens. Logging in as another user or
     /// tenant than the owner of the local data first removes that data.
-    pub fn login(&self, server_url: String, tenant: String, email: String, password: String) -> Result<Status> {
+    pub fn login(
+        &self,
+        server_url: String,
+        tenant: String,
+        email: String,
+        password: String,
+    ) -> Result<Status> {
         self.lock().login(&server_url, &tenant, &email, &password)?;
         self.status()
     }
@@ -107,7 +123,10 @@ impl FieldsyncClient {
             total_docs: store::count_docs(conn, false)?,
             last_sync_at_ms: store::meta_get(conn, "last_sync_at_ms")?.and_then(|s| s.parse().ok()),
             cursor: store::meta_get(conn, "cursor")?,
-            last_rejections: store::rejections_recent(conn, 20)?.into_iter().map(rejected_change).collect(),
+            last_rejections: store::rejections_recent(conn, 20)?
+                .into_iter()
+                .map(rejected_change)
+                .collect(),
         })
     }
 
@@ -124,7 +143,12 @@ impl FieldsyncClient {
 }
 
 fn rejected_change(r: store::RejectionRow) -> RejectedChange {
-    RejectedChange { doc_id: r.doc_id, code: r.code, message: r.message, at_ms: r.at_ms }
+    RejectedChange {
+        doc_id: r.doc_id,
+        code: r.code,
+        message: r.message,
+        at_ms: r.at_ms,
+    }
 }
 
 #[cfg(test)]

@@ -31,44 +31,60 @@ fn live_url(server_url: &str) -> Result<(String, String)> {
         ));
     };
     let host = rest.split('/').next().unwrap_or_default();
-    let addr = if host.contains(':') { host.to_owned() } else { format!("{host}:80") };
+    let addr = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
     Ok((addr, format!("ws://{host}/v1/sync/live")))
 }
 
 enum Connect {
-    Ok(WebSocket<TcpStream>),
+    Ok(Box<WebSocket<TcpStream>>),
     Refused(HttpError),
 }
 
 fn connect(server_url: &str, token: &str) -> Result<Connect> {
     let (addr, url) = live_url(server_url)?;
-    let net = |e: std::io::Error| ClientError::network(format!("Cannot reach the live endpoint {url}: {e}."));
+    let net = |e: std::io::Error| {
+        ClientError::network(format!("Cannot reach the live endpoint {url}: {e}."))
+    };
     let sock = addr
         .to_socket_addrs()
         .map_err(net)?
         .next()
         .ok_or_else(|| ClientError::network(format!("'{addr}' does not resolve.")))?;
     let stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10)).map_err(net)?;
-    stream.set_read_timeout(Some(Duration::from_secs(15))).map_err(net)?;
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ClientError::invalid("invalid_server_url", format!("Cannot build the live request: {e}.")))?;
-    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| ClientError::storage("The stored access token is not a valid header value."))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(net)?;
+    let mut req = url.as_str().into_client_request().map_err(|e| {
+        ClientError::invalid(
+            "invalid_server_url",
+            format!("Cannot build the live request: {e}."),
+        )
+    })?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        ClientError::storage("The stored access token is not a valid header value.")
+    })?;
     req.headers_mut().insert("Authorization", auth);
     match tungstenite::client(req, stream) {
-        Ok((ws, _)) => Ok(Connect::Ok(ws)),
+        Ok((ws, _)) => Ok(Connect::Ok(Box::new(ws))),
         Err(HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
             let status = resp.status().as_u16();
             let body = resp
                 .body()
                 .as_deref()
                 .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
-                .unwrap_or_else(|| ErrorBody { error: format!("http_{status}"), message: format!("The server refused the live connection ({status}).") });
+                .unwrap_or_else(|| ErrorBody {
+                    error: format!("http_{status}"),
+                    message: format!("The server refused the live connection ({status})."),
+                });
             Ok(Connect::Refused(HttpError::Api { status, body }))
         }
-        Err(e) => Err(ClientError::network(format!("The live connection to {url} failed: {e}."))),
+        Err(e) => Err(ClientError::network(format!(
+            "The live connection to {url} failed: {e}."
+        ))),
     }
 }
 
@@ -94,11 +110,19 @@ impl LiveConnection {
                 },
                 Ok(Message::Close(_)) => return Ok(LiveEvent::Closed),
                 Ok(_) => continue, // pings are answered by tungstenite
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
                     return Ok(LiveEvent::Timeout);
                 }
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(LiveEvent::Closed),
-                Err(e) => return Err(ClientError::network(format!("The live connection failed: {e}."))),
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(LiveEvent::Closed);
+                }
+                Err(e) => {
+                    return Err(ClientError::network(format!(
+                        "The live connection failed: {e}."
+                    )));
+                }
             }
         }
     }
@@ -119,19 +143,34 @@ impl crate::FieldsyncClient {
         let mut retried = false;
         loop {
             match connect(&s.server_url, &s.access_token)? {
-                Connect::Ok(ws) => return Ok(LiveConnection { ws: Mutex::new(ws) }),
-                Connect::Refused(HttpError::Api { body, .. }) if body.error == "token_expired" && !retried => {
+                Connect::Ok(ws) => {
+                    return Ok(LiveConnection {
+                        ws: Mutex::new(*ws),
+                    });
+                }
+                Connect::Refused(HttpError::Api { body, .. })
+                    if body.error == "token_expired" && !retried =>
+                {
                     retried = true;
                     s = inner.refresh()?;
                 }
-                Connect::Refused(HttpError::Api { body, .. }) if PURGE_CODES.contains(&body.error.as_str()) => {
+                Connect::Refused(HttpError::Api { body, .. })
+                    if PURGE_CODES.contains(&body.error.as_str()) =>
+                {
                     return Err(inner.purge_for(body.error, body.message));
                 }
                 Connect::Refused(HttpError::Api { status, body }) => {
                     return Err(if status == 401 || status == 403 {
-                        ClientError::Auth { code: body.error, message: body.message }
+                        ClientError::Auth {
+                            code: body.error,
+                            message: body.message,
+                        }
                     } else {
-                        ClientError::Server { code: body.error, message: body.message, status }
+                        ClientError::Server {
+                            code: body.error,
+                            message: body.message,
+                            status,
+                        }
                     });
                 }
                 Connect::Refused(HttpError::Network(m)) => return Err(ClientError::network(m)),
@@ -145,13 +184,17 @@ impl crate::FieldsyncClient {
     pub fn wait_for_change(&self, conn: &LiveConnection, timeout_ms: u64) -> Result<bool> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64;
             match conn.wait(left)? {
                 LiveEvent::Hello => continue,
                 LiveEvent::Changed { .. } => return Ok(true),
                 LiveEvent::Timeout => return Ok(false),
                 LiveEvent::Closed => {
-                    return Err(ClientError::network("The server closed the live connection; connect again."));
+                    return Err(ClientError::network(
+                        "The server closed the live connection; connect again.",
+                    ));
                 }
                 LiveEvent::Revoked { reason } => {
                     return Err(self.lock().purge_for("device_revoked".into(), reason));
@@ -162,7 +205,15 @@ impl crate::FieldsyncClient {
 
     /// Waits up to `timeout_ms` for a change and syncs when one comes: the sync's report, or
     /// `None` on timeout.
-    pub fn sync_on_change(&self, conn: &LiveConnection, timeout_ms: u64) -> Result<Option<SyncReport>> {
-        if self.wait_for_change(conn, timeout_ms)? { self.sync().map(Some) } else { Ok(None) }
+    pub fn sync_on_change(
+        &self,
+        conn: &LiveConnection,
+        timeout_ms: u64,
+    ) -> Result<Option<SyncReport>> {
+        if self.wait_for_change(conn, timeout_ms)? {
+            self.sync().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 }

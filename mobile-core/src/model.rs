@@ -70,7 +70,10 @@ pub struct NewSite {
 impl NewSite {
     /// A circle geofence around `lat`,`lon`.
     pub fn circle(lat: f64, lon: f64, radius_m: f64) -> Geofence {
-        Geofence::Circle { center: GeoPoint { lat, lon }, radius_m }
+        Geofence::Circle {
+            center: GeoPoint { lat, lon },
+            radius_m,
+        }
     }
 }
 

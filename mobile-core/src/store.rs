@@ -132,6 +132,7 @@ pub struct RejectionRow {
 }
 
 /// The open database.
+#[derive(Debug)]
 pub struct Store {
     pub conn: Connection,
 }
@@ -148,7 +149,9 @@ impl Store {
         if version > VERSION {
             return Err(crate::ClientError::Storage {
                 code: "unsupported_database_version".into(),
-                message: format!("The local database is version {version}; this app understands up to {VERSION}. Update the app."),
+                message: format!(
+                    "The local database is version {version}; this app understands up to {VERSION}. Update the app."
+                ),
             });
         }
         if version < VERSION {
@@ -161,7 +164,9 @@ impl Store {
 }
 
 pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
 }
 
 pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
@@ -259,7 +264,11 @@ fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
 
 pub fn doc_get(conn: &Connection, doc_id: &str) -> Result<Option<DocRow>> {
     Ok(conn
-        .query_row("SELECT doc_id, kind, bytes, server_heads, dirty FROM docs WHERE doc_id = ?1", [doc_id], doc_from_row)
+        .query_row(
+            "SELECT doc_id, kind, bytes, server_heads, dirty FROM docs WHERE doc_id = ?1",
+            [doc_id],
+            doc_from_row,
+        )
         .optional()?)
 }
 
@@ -268,18 +277,26 @@ pub fn docs_all(conn: &Connection, kind: Option<&str>) -> Result<Vec<DocRow>> {
     let mut stmt = conn.prepare(
         "SELECT doc_id, kind, bytes, server_heads, dirty FROM docs WHERE ?1 IS NULL OR kind = ?1 ORDER BY name, doc_id",
     )?;
-    let rows = stmt.query_map([kind], doc_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = stmt
+        .query_map([kind], doc_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub fn dirty_doc_ids(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT doc_id FROM docs WHERE dirty = 1 ORDER BY doc_id")?;
-    let rows = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(rows)
 }
 
 pub fn count_docs(conn: &Connection, dirty_only: bool) -> Result<u64> {
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM docs WHERE ?1 = 0 OR dirty = 1", [dirty_only as i64], |r| r.get(0))?;
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM docs WHERE ?1 = 0 OR dirty = 1",
+        [dirty_only as i64],
+        |r| r.get(0),
+    )?;
     Ok(n as u64)
 }
 
@@ -301,13 +318,27 @@ pub fn doc_put(
          ON CONFLICT (doc_id) DO UPDATE SET kind = excluded.kind, bytes = excluded.bytes,
              server_heads = excluded.server_heads, dirty = excluded.dirty, name = excluded.name,
              summary = excluded.summary, updated_at_ms = excluded.updated_at_ms",
-        params![doc_id, kind, bytes, heads_json(server_heads), dirty as i64, name, summary, now_ms()],
+        params![
+            doc_id,
+            kind,
+            bytes,
+            heads_json(server_heads),
+            dirty as i64,
+            name,
+            summary,
+            now_ms()
+        ],
     )?;
     Ok(())
 }
 
 /// Updates only the sync bookkeeping of a document.
-pub fn doc_set_sync_state(conn: &Connection, doc_id: &str, server_heads: &[String], dirty: bool) -> Result<()> {
+pub fn doc_set_sync_state(
+    conn: &Connection,
+    doc_id: &str,
+    server_heads: &[String],
+    dirty: bool,
+) -> Result<()> {
     conn.execute(
         "UPDATE docs SET server_heads = ?2, dirty = ?3 WHERE doc_id = ?1",
         params![doc_id, heads_json(server_heads), dirty as i64],
@@ -329,9 +360,17 @@ pub fn batch_insert(conn: &Connection, b: &BatchRow) -> Result<()> {
 }
 
 pub fn batches_pending(conn: &Connection) -> Result<Vec<BatchRow>> {
-    let mut stmt = conn.prepare("SELECT batch_id, body, sent_heads FROM outbox_batches ORDER BY created_at_ms, batch_id")?;
+    let mut stmt = conn.prepare(
+        "SELECT batch_id, body, sent_heads FROM outbox_batches ORDER BY created_at_ms, batch_id",
+    )?;
     let rows = stmt
-        .query_map([], |r| Ok(BatchRow { batch_id: r.get(0)?, body: r.get(1)?, sent_heads: r.get(2)? }))?
+        .query_map([], |r| {
+            Ok(BatchRow {
+                batch_id: r.get(0)?,
+                body: r.get(1)?,
+                sent_heads: r.get(2)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -351,9 +390,17 @@ pub fn rejection_add(conn: &Connection, doc_id: &str, code: &str, message: &str)
 
 /// The most recent rejections, newest first.
 pub fn rejections_recent(conn: &Connection, limit: u32) -> Result<Vec<RejectionRow>> {
-    let mut stmt = conn.prepare("SELECT doc_id, code, message, at_ms FROM rejections ORDER BY id DESC LIMIT ?1")?;
+    let mut stmt = conn
+        .prepare("SELECT doc_id, code, message, at_ms FROM rejections ORDER BY id DESC LIMIT ?1")?;
     let rows = stmt
-        .query_map([limit], |r| Ok(RejectionRow { doc_id: r.get(0)?, code: r.get(1)?, message: r.get(2)?, at_ms: r.get(3)? }))?
+        .query_map([limit], |r| {
+            Ok(RejectionRow {
+                doc_id: r.get(0)?,
+                code: r.get(1)?,
+                message: r.get(2)?,
+                at_ms: r.get(3)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
@@ -376,7 +423,10 @@ mod tests {
             meta_set(&s.conn, "k", "v").expect("set");
         }
         let s = Store::open(&path).expect("reopen");
-        let v: i64 = s.conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+        let v: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
         assert_eq!(v, VERSION);
         assert_eq!(meta_get(&s.conn, "k").expect("get").as_deref(), Some("v"));
     }
@@ -387,9 +437,10 @@ mod tests {
         let path = dir.path().join("t.db");
         {
             let c = Connection::open(&path).expect("open");
-            c.pragma_update(None, "user_version", VERSION + 1).expect("pragma");
+            c.pragma_update(None, "user_version", VERSION + 1)
+                .expect("pragma");
         }
-        let err = Store::open(&path).err().expect("must refuse");
+        let err = Store::open(&path).expect_err("must refuse");
         assert_eq!(err.code(), "unsupported_database_version");
     }
 }

@@ -20,9 +20,9 @@ use crate::store::{self, BatchRow, now_ms};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use fieldsync_sync::protocol::{
-    B64, DocHeads, PROTOCOL_VERSION, PullItem, PullRequest, PullResponse, PushDoc, PushRequest, PushResponse, PushResult,
-    RepairItem, RepairRequest, RepairResponse, RepairSyncRequest, RepairSyncResponse, SyncMessage, heads_from_strings,
-    heads_to_strings,
+    B64, DocHeads, PROTOCOL_VERSION, PullItem, PullRequest, PullResponse, PushDoc, PushRequest,
+    PushResponse, PushResult, RepairItem, RepairRequest, RepairResponse, RepairSyncRequest,
+    RepairSyncResponse, SyncMessage, heads_from_strings, heads_to_strings,
 };
 use fieldsync_sync::record::RecordKind;
 use std::collections::{HashMap, HashSet};
@@ -37,19 +37,31 @@ const MAX_REPAIR_ROUNDS: usize = 5;
 /// `heads` parsed, if every one of them is a change `doc` holds.
 fn known_heads(doc: &Automerge, heads: &[String]) -> Option<Vec<ChangeHash>> {
     let parsed = heads_from_strings(heads).ok()?;
-    parsed.iter().all(|h| doc.get_change_by_hash(h).is_some()).then_some(parsed)
+    parsed
+        .iter()
+        .all(|h| doc.get_change_by_hash(h).is_some())
+        .then_some(parsed)
 }
 
 /// The changes of `doc` the server lacks, given the heads it is known to have; all changes if
 /// those heads are not all known here.
 fn changes_since(doc: &Automerge, server_heads: &[String]) -> Vec<Vec<u8>> {
     let since = known_heads(doc, server_heads).unwrap_or_default();
-    doc.get_changes(&since).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
+    doc.get_changes(&since)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
 }
 
 /// Stores a snapshot from the server, merging it into the local copy if there is one (local
 /// edits the snapshot lacks are kept and stay queued for push). Returns whether a doc was new.
-fn store_snapshot(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId, doc_id: &str, kind: RecordKind, bytes: &[u8]) -> Result<bool> {
+fn store_snapshot(
+    conn: &rusqlite::Connection,
+    device: fieldsync_sync::DeviceId,
+    doc_id: &str,
+    kind: RecordKind,
+    bytes: &[u8],
+) -> Result<bool> {
     let mut snap = load_doc(bytes, device)?;
     let snap_heads = snap.get_heads();
     match store::doc_get(conn, doc_id)? {
@@ -57,22 +69,47 @@ fn store_snapshot(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId,
             let mut local = load_doc(&row.bytes, device)?;
             local.merge(&mut snap)?;
             let dirty = !local.get_changes(&snap_heads).is_empty();
-            save_doc(conn, doc_id, kind.as_str(), &local, &heads_to_strings(&snap_heads), dirty)?;
+            save_doc(
+                conn,
+                doc_id,
+                kind.as_str(),
+                &local,
+                &heads_to_strings(&snap_heads),
+                dirty,
+            )?;
             Ok(false)
         }
         None => {
-            save_doc(conn, doc_id, kind.as_str(), &snap, &heads_to_strings(&snap_heads), false)?;
+            save_doc(
+                conn,
+                doc_id,
+                kind.as_str(),
+                &snap,
+                &heads_to_strings(&snap_heads),
+                false,
+            )?;
             Ok(true)
         }
     }
 }
 
 /// Applies one pull item. Returns (applied, revoked) counts.
-fn apply_pull_item(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId, item: PullItem) -> Result<(u64, u64)> {
+fn apply_pull_item(
+    conn: &rusqlite::Connection,
+    device: fieldsync_sync::DeviceId,
+    item: PullItem,
+) -> Result<(u64, u64)> {
     match item {
-        PullItem::Changes { doc_id, kind, changes } => {
+        PullItem::Changes {
+            doc_id,
+            kind,
+            changes,
+        } => {
             let doc_id = doc_id.to_string();
-            let parsed: std::result::Result<Vec<Change>, _> = changes.into_iter().map(|c| Change::from_bytes(c.0)).collect();
+            let parsed: std::result::Result<Vec<Change>, _> = changes
+                .into_iter()
+                .map(|c| Change::from_bytes(c.0))
+                .collect();
             let Ok(parsed) = parsed else {
                 // A damaged item must not block every later sync; repair fetches the document whole.
                 return Ok((0, 0));
@@ -85,8 +122,17 @@ fn apply_pull_item(conn: &rusqlite::Connection, device: fieldsync_sync::DeviceId
             doc.apply_changes(parsed)?;
             match row {
                 // Local edits wait for push; what the server has is still at least the old heads.
-                Some(r) if r.dirty => save_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?,
-                _ => save_doc(conn, &doc_id, kind.as_str(), &doc, &heads_to_strings(&doc.get_heads()), false)?,
+                Some(r) if r.dirty => {
+                    save_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?
+                }
+                _ => save_doc(
+                    conn,
+                    &doc_id,
+                    kind.as_str(),
+                    &doc,
+                    &heads_to_strings(&doc.get_heads()),
+                    false,
+                )?,
             }
             Ok((1, 0))
         }
@@ -116,7 +162,12 @@ impl Inner {
     /// Sends one stored batch and applies the answer. A batch the server refuses as a whole
     /// (malformed, too large) is dropped so it cannot block the outbox forever; its documents
     /// stay dirty.
-    fn send_batch(&mut self, batch: &BatchRow, report: &mut SyncReport, retry: &mut HashSet<String>) -> Result<()> {
+    fn send_batch(
+        &mut self,
+        batch: &BatchRow,
+        report: &mut SyncReport,
+        retry: &mut HashSet<String>,
+    ) -> Result<()> {
         let Ok(req) = serde_json::from_str::<PushRequest>(&batch.body) else {
             return store::batch_delete(&self.store.conn, &batch.batch_id);
         };
@@ -129,12 +180,15 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
-        let sent: HashMap<String, Vec<String>> = serde_json::from_str(&batch.sent_heads).unwrap_or_default();
+        let sent: HashMap<String, Vec<String>> =
+            serde_json::from_str(&batch.sent_heads).unwrap_or_default();
         let device = self.device_id;
         let tx = self.store.conn.unchecked_transaction()?;
         for result in resp.results {
             let doc_id = result.doc_id().to_string();
-            let Some(row) = store::doc_get(&tx, &doc_id)? else { continue };
+            let Some(row) = store::doc_get(&tx, &doc_id)? else {
+                continue;
+            };
             match result {
                 PushResult::Accepted { heads, .. } => {
                     report.accepted += 1;
@@ -152,7 +206,9 @@ impl Inner {
                     };
                     store::doc_set_sync_state(&tx, &doc_id, &server_heads, dirty)?;
                 }
-                PushResult::Rejected { error, heads, doc, .. } => {
+                PushResult::Rejected {
+                    error, heads, doc, ..
+                } => {
                     match doc {
                         Some(bytes) => {
                             // Replace, not merge: the refused changes must disappear.
@@ -162,11 +218,20 @@ impl Inner {
                         None => store::doc_delete(&tx, &doc_id)?,
                     }
                     store::rejection_add(&tx, &doc_id, &error.code, &error.message)?;
-                    report.rejected.push(RejectedChange { doc_id, code: error.code, message: error.message, at_ms: now_ms() });
+                    report.rejected.push(RejectedChange {
+                        doc_id,
+                        code: error.code,
+                        message: error.message,
+                        at_ms: now_ms(),
+                    });
                 }
                 PushResult::MissingDeps { heads, .. } => {
                     let doc = load_doc(&row.bytes, device)?;
-                    let server_heads = if known_heads(&doc, &heads).is_some() { heads } else { Vec::new() };
+                    let server_heads = if known_heads(&doc, &heads).is_some() {
+                        heads
+                    } else {
+                        Vec::new()
+                    };
                     store::doc_set_sync_state(&tx, &doc_id, &server_heads, true)?;
                     retry.insert(doc_id);
                 }
@@ -192,7 +257,10 @@ impl Inner {
                     done.remove(&id);
                 }
             }
-            let todo: Vec<String> = store::dirty_doc_ids(&self.store.conn)?.into_iter().filter(|id| !done.contains(id)).collect();
+            let todo: Vec<String> = store::dirty_doc_ids(&self.store.conn)?
+                .into_iter()
+                .filter(|id| !done.contains(id))
+                .collect();
             if todo.is_empty() {
                 break;
             }
@@ -201,7 +269,9 @@ impl Inner {
             let mut bytes = 0usize;
             for id in todo {
                 done.insert(id.clone());
-                let Some(row) = store::doc_get(&self.store.conn, &id)? else { continue };
+                let Some(row) = store::doc_get(&self.store.conn, &id)? else {
+                    continue;
+                };
                 let doc = load_doc(&row.bytes, self.device_id)?;
                 let changes = changes_since(&doc, &row.server_heads);
                 if changes.is_empty() {
@@ -211,7 +281,11 @@ impl Inner {
                 let Ok(doc_id) = id.parse() else { continue };
                 bytes += changes.iter().map(Vec::len).sum::<usize>();
                 sent.insert(id, heads_to_strings(&doc.get_heads()));
-                docs.push(PushDoc { doc_id, kind: row.kind, changes: changes.into_iter().map(B64).collect() });
+                docs.push(PushDoc {
+                    doc_id,
+                    kind: row.kind,
+                    changes: changes.into_iter().map(B64).collect(),
+                });
                 if docs.len() >= MAX_BATCH_DOCS || bytes >= MAX_BATCH_BYTES {
                     break;
                 }
@@ -219,11 +293,16 @@ impl Inner {
             if docs.is_empty() {
                 continue;
             }
-            let req = PushRequest { v: PROTOCOL_VERSION, batch_id: uuid::Uuid::now_v7(), docs };
+            let req = PushRequest {
+                v: PROTOCOL_VERSION,
+                batch_id: uuid::Uuid::now_v7(),
+                docs,
+            };
             let batch = BatchRow {
                 batch_id: req.batch_id.to_string(),
                 body: serde_json::to_string(&req).expect("BUG: a push request always serializes"),
-                sent_heads: serde_json::to_string(&sent).expect("BUG: a map of strings always serializes"),
+                sent_heads: serde_json::to_string(&sent)
+                    .expect("BUG: a map of strings always serializes"),
             };
             store::batch_insert(&self.store.conn, &batch)?;
             self.send_batch(&batch, report, &mut retry)?;
@@ -235,10 +314,16 @@ impl Inner {
         let mut restarted = false;
         loop {
             let cursor = store::meta_get(&self.store.conn, "cursor")?;
-            let req = PullRequest { v: PROTOCOL_VERSION, cursor: cursor.clone(), max_bytes: None };
+            let req = PullRequest {
+                v: PROTOCOL_VERSION,
+                cursor: cursor.clone(),
+                max_bytes: None,
+            };
             let resp: PullResponse = match self.call("/v1/sync/pull", &req) {
                 Ok(r) => r,
-                Err(ClientError::Invalid { code, .. }) if code == "invalid_cursor" && !restarted => {
+                Err(ClientError::Invalid { code, .. })
+                    if code == "invalid_cursor" && !restarted =>
+                {
                     // A cursor the server no longer knows: start over (snapshots merge safely).
                     restarted = true;
                     store::meta_delete(&self.store.conn, "cursor")?;
@@ -270,10 +355,21 @@ impl Inner {
         let mut report = RepairReport::default();
         let mut heads = Vec::new();
         for row in store::docs_all(&self.store.conn, None)? {
-            let (Ok(doc_id), Ok(doc)) = (row.doc_id.parse(), load_doc(&row.bytes, device)) else { continue };
-            heads.push(DocHeads { doc_id, heads: heads_to_strings(&doc.get_heads()) });
+            let (Ok(doc_id), Ok(doc)) = (row.doc_id.parse(), load_doc(&row.bytes, device)) else {
+                continue;
+            };
+            heads.push(DocHeads {
+                doc_id,
+                heads: heads_to_strings(&doc.get_heads()),
+            });
         }
-        let resp: RepairResponse = self.call("/v1/sync/repair", &RepairRequest { v: PROTOCOL_VERSION, docs: heads })?;
+        let resp: RepairResponse = self.call(
+            "/v1/sync/repair",
+            &RepairRequest {
+                v: PROTOCOL_VERSION,
+                docs: heads,
+            },
+        )?;
 
         // Snapshots and revocations first.
         let mut differs = Vec::new();
@@ -288,7 +384,11 @@ impl Inner {
                     store::doc_delete(&tx, &doc_id.to_string())?;
                     report.revoked += 1;
                 }
-                RepairItem::Differs { doc_id, kind, heads } => differs.push((doc_id, kind, heads)),
+                RepairItem::Differs {
+                    doc_id,
+                    kind,
+                    heads,
+                } => differs.push((doc_id, kind, heads)),
             }
         }
         tx.commit()?;
@@ -303,26 +403,47 @@ impl Inner {
         }
         let mut peers: HashMap<fieldsync_sync::DocId, Peer> = HashMap::new();
         for (doc_id, kind, server_heads) in differs {
-            let Some(row) = store::doc_get(&self.store.conn, &doc_id.to_string())? else { continue };
+            let Some(row) = store::doc_get(&self.store.conn, &doc_id.to_string())? else {
+                continue;
+            };
             let doc = load_doc(&row.bytes, device)?;
-            peers.insert(doc_id, Peer { doc, state: State::new(), kind, server_heads, active: true });
+            peers.insert(
+                doc_id,
+                Peer {
+                    doc,
+                    state: State::new(),
+                    kind,
+                    server_heads,
+                    active: true,
+                },
+            );
         }
         for _ in 0..MAX_REPAIR_ROUNDS {
             let mut messages = Vec::new();
             for (id, p) in peers.iter_mut().filter(|(_, p)| p.active) {
                 match p.doc.generate_sync_message(&mut p.state) {
-                    Some(m) => messages.push(SyncMessage { doc_id: *id, message: Some(B64(m.encode())) }),
+                    Some(m) => messages.push(SyncMessage {
+                        doc_id: *id,
+                        message: Some(B64(m.encode())),
+                    }),
                     None => p.active = false,
                 }
             }
             if messages.is_empty() {
                 break;
             }
-            let answer: RepairSyncResponse =
-                self.call("/v1/sync/repair/sync", &RepairSyncRequest { v: PROTOCOL_VERSION, docs: messages })?;
+            let answer: RepairSyncResponse = self.call(
+                "/v1/sync/repair/sync",
+                &RepairSyncRequest {
+                    v: PROTOCOL_VERSION,
+                    docs: messages,
+                },
+            )?;
             let mut answered = HashSet::new();
             for m in answer.docs {
-                let Some(p) = peers.get_mut(&m.doc_id) else { continue };
+                let Some(p) = peers.get_mut(&m.doc_id) else {
+                    continue;
+                };
                 answered.insert(m.doc_id);
                 let Some(msg) = m.message.and_then(|b| Message::decode(&b.0).ok()) else {
                     p.active = false;
@@ -343,7 +464,14 @@ impl Inner {
                 Some(h) => (p.server_heads.clone(), !p.doc.get_changes(&h).is_empty()),
                 None => (Vec::new(), true),
             };
-            save_doc(&tx, &doc_id.to_string(), p.kind.as_str(), &p.doc, &server_heads, dirty)?;
+            save_doc(
+                &tx,
+                &doc_id.to_string(),
+                p.kind.as_str(),
+                &p.doc,
+                &server_heads,
+                dirty,
+            )?;
             report.reconciled += 1;
         }
         store::meta_set(&tx, "cursor", &resp.cursor)?;

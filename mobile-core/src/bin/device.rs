@@ -5,17 +5,25 @@
 
 use clap::{Args, Parser, Subcommand};
 use fieldsync_mobile_core::{
-    ClientError, CustomerView, FieldEdit, FieldsyncClient, NewContact, NewCustomer, NewProject, NewSite, ProjectView,
-    Status, SyncReport,
+    ClientError, CustomerView, FieldEdit, FieldsyncClient, NewContact, NewCustomer, NewProject,
+    NewSite, ProjectView, Status, SyncReport,
 };
 use serde::Serialize;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "fieldsync-device", about = "A fieldsync phone in a terminal: offline records and sync.")]
+#[command(
+    name = "fieldsync-device",
+    about = "A fieldsync phone in a terminal: offline records and sync."
+)]
 struct Cli {
     /// The device's data directory.
-    #[arg(long, env = "FIELDSYNC_DEVICE_DIR", global = true, default_value = ".fieldsync-device")]
+    #[arg(
+        long,
+        env = "FIELDSYNC_DEVICE_DIR",
+        global = true,
+        default_value = ".fieldsync-device"
+    )]
     dir: String,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -184,7 +192,10 @@ enum ProjectCmd {
 fn edits(set: &[String]) -> Result<Vec<FieldEdit>, ClientError> {
     set.iter()
         .map(|s| match s.split_once('=') {
-            Some((f, v)) => Ok(FieldEdit { field: f.trim().to_owned(), value: v.to_owned() }),
+            Some((f, v)) => Ok(FieldEdit {
+                field: f.trim().to_owned(),
+                value: v.to_owned(),
+            }),
             None => Err(ClientError::Invalid {
                 code: "invalid_argument".into(),
                 message: format!("'{s}' is not FIELD=VALUE."),
@@ -202,7 +213,13 @@ fn print_json<T: Serialize>(value: &T) {
 
 fn show_customer(v: &CustomerView) {
     let c = &v.customer;
-    println!("{} — {} ({}){}", c.id, c.name, c.customer_kind, if v.pending { " [not synced]" } else { "" });
+    println!(
+        "{} — {} ({}){}",
+        c.id,
+        c.name,
+        c.customer_kind,
+        if v.pending { " [not synced]" } else { "" }
+    );
     let opt = |label: &str, value: &Option<String>| {
         if let Some(x) = value {
             println!("  {label:<10} {x}");
@@ -221,7 +238,12 @@ fn show_customer(v: &CustomerView) {
         println!("  {:<10} {}", "tags", c.tags.join(", "));
     }
     for k in &c.contacts {
-        println!("  contact    {} {} ({})", k.name, k.title.as_deref().unwrap_or(""), k.id);
+        println!(
+            "  contact    {} {} ({})",
+            k.name,
+            k.title.as_deref().unwrap_or(""),
+            k.id
+        );
     }
     if !c.notes.is_empty() {
         println!("  {:<10} {}", "notes", c.notes);
@@ -237,7 +259,10 @@ fn show_project(v: &ProjectView) {
         "{} — {}{} [{}]{}",
         p.id,
         p.name,
-        p.code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        p.code
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
         p.status,
         if v.pending { " [not synced]" } else { "" }
     );
@@ -245,13 +270,24 @@ fn show_project(v: &ProjectView) {
         println!("  customer   {c}");
     }
     for s in &p.sites {
-        println!("  site       {} {} {} ({})", s.name, s.timezone, s.address.as_deref().unwrap_or(""), s.id);
+        println!(
+            "  site       {} {} {} ({})",
+            s.name,
+            s.timezone,
+            s.address.as_deref().unwrap_or(""),
+            s.id
+        );
     }
     for m in &p.members {
         println!("  member     {} {}", m.user, m.role);
     }
     for m in &p.milestones {
-        println!("  milestone  {} {} {}", m.name, m.due.as_deref().unwrap_or("-"), m.status);
+        println!(
+            "  milestone  {} {} {}",
+            m.name,
+            m.due.as_deref().unwrap_or("-"),
+            m.status
+        );
     }
     for x in &v.conflicts {
         println!("  CONFLICT   {}: {}", x.field, x.values.join(" | "));
@@ -285,9 +321,15 @@ fn show_status(s: &Status) {
         println!("not logged in");
     }
     println!("device {}", s.device_id);
-    println!("{} records, {} not synced, {} batches in flight", s.total_docs, s.pending_docs, s.pending_batches);
+    println!(
+        "{} records, {} not synced, {} batches in flight",
+        s.total_docs, s.pending_docs, s.pending_batches
+    );
     match s.last_sync_at_ms {
-        Some(t) => println!("last sync at {t} (ms), cursor {}", s.cursor.as_deref().unwrap_or("-")),
+        Some(t) => println!(
+            "last sync at {t} (ms), cursor {}",
+            s.cursor.as_deref().unwrap_or("-")
+        ),
         None => println!("never synced"),
     }
     for x in &s.last_rejections {
@@ -305,20 +347,37 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         }};
     }
     match cli.cmd {
-        Cmd::Login { server, tenant, email, password } => out!(client.login(server, tenant, email, password)?, show_status),
+        Cmd::Login {
+            server,
+            tenant,
+            email,
+            password,
+        } => out!(client.login(server, tenant, email, password)?, show_status),
         Cmd::Logout => {
             client.logout()?;
-            out!(serde_json::json!({"logged_out": true}), |_: &serde_json::Value| println!("logged out"))
+            out!(
+                serde_json::json!({"logged_out": true}),
+                |_: &serde_json::Value| println!("logged out")
+            )
         }
         Cmd::Status => out!(client.status()?, show_status),
         Cmd::Sync => out!(client.sync()?, show_report),
-        Cmd::Repair => out!(client.repair()?, |r: &fieldsync_mobile_core::RepairReport| {
-            println!("added {}, revoked {}, reconciled {}", r.added, r.revoked, r.reconciled);
-            show_report(&r.sync);
-        }),
+        Cmd::Repair => out!(
+            client.repair()?,
+            |r: &fieldsync_mobile_core::RepairReport| {
+                println!(
+                    "added {}, revoked {}, reconciled {}",
+                    r.added, r.revoked, r.reconciled
+                );
+                show_report(&r.sync);
+            }
+        ),
         Cmd::Purge => {
             client.purge()?;
-            out!(serde_json::json!({"purged": true}), |_: &serde_json::Value| println!("all local data removed"))
+            out!(
+                serde_json::json!({"purged": true}),
+                |_: &serde_json::Value| println!("all local data removed")
+            )
         }
         Cmd::Live { seconds } => {
             let conn = client.connect_live()?;
@@ -327,7 +386,9 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             out!(r, show_report);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
             loop {
-                let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+                let left = deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis() as u64;
                 if left == 0 {
                     break;
                 }
@@ -350,18 +411,42 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                     lon: f.lon,
                     tier: f.tier,
                     lifecycle: f.lifecycle,
-                    tags: f.tags.map(|t| t.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+                    tags: f
+                        .tags
+                        .map(|t| t.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default(),
                     notes: f.notes,
                 };
                 out!(client.create_customer(new)?, show_customer)
             }
-            CustomerCmd::Edit { id, set } => out!(client.edit_customer(id, edits(&set)?)?, show_customer),
-            CustomerCmd::ContactAdd { id, name, title, phone, email } => {
-                out!(client.add_contact(id, NewContact { name, title, phone, email })?, |k: &fieldsync_mobile_core::Contact| {
-                    println!("added contact {} ({})", k.name, k.id)
-                })
+            CustomerCmd::Edit { id, set } => {
+                out!(client.edit_customer(id, edits(&set)?)?, show_customer)
             }
-            CustomerCmd::ContactRemove { id, contact } => out!(client.remove_contact(id, contact)?, show_customer),
+            CustomerCmd::ContactAdd {
+                id,
+                name,
+                title,
+                phone,
+                email,
+            } => {
+                out!(
+                    client.add_contact(
+                        id,
+                        NewContact {
+                            name,
+                            title,
+                            phone,
+                            email
+                        }
+                    )?,
+                    |k: &fieldsync_mobile_core::Contact| {
+                        println!("added contact {} ({})", k.name, k.id)
+                    }
+                )
+            }
+            CustomerCmd::ContactRemove { id, contact } => {
+                out!(client.remove_contact(id, contact)?, show_customer)
+            }
             CustomerCmd::Show { id } => out!(client.get_customer(id)?, show_customer),
             CustomerCmd::List => out!(client.list_customers()?, |v: &Vec<CustomerView>| {
                 for c in v {
@@ -370,30 +455,75 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                         c.customer.id,
                         c.customer.name,
                         if c.pending { "  [not synced]" } else { "" },
-                        if c.conflicts.is_empty() { String::new() } else { format!("  [{} conflicts]", c.conflicts.len()) }
+                        if c.conflicts.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  [{} conflicts]", c.conflicts.len())
+                        }
                     );
                 }
             }),
         },
         Cmd::Project(p) => match p {
-            ProjectCmd::Add { name, code, customer, status } => {
-                out!(client.create_project(NewProject { name, code, customer_id: customer, status })?, show_project)
+            ProjectCmd::Add {
+                name,
+                code,
+                customer,
+                status,
+            } => {
+                out!(
+                    client.create_project(NewProject {
+                        name,
+                        code,
+                        customer_id: customer,
+                        status
+                    })?,
+                    show_project
+                )
             }
-            ProjectCmd::Edit { id, set } => out!(client.edit_project(id, edits(&set)?)?, show_project),
-            ProjectCmd::SiteAdd { project, name, timezone, address, lat, lon, radius } => {
+            ProjectCmd::Edit { id, set } => {
+                out!(client.edit_project(id, edits(&set)?)?, show_project)
+            }
+            ProjectCmd::SiteAdd {
+                project,
+                name,
+                timezone,
+                address,
+                lat,
+                lon,
+                radius,
+            } => {
                 let geofence = match (lat, lon, radius) {
                     (Some(lat), Some(lon), Some(r)) => Some(NewSite::circle(lat, lon, r)),
                     _ => None,
                 };
-                out!(client.add_site(project, NewSite { name, address, timezone, geofence })?, |s: &fieldsync_mobile_core::Site| {
-                    println!("added site {} ({})", s.name, s.id)
-                })
+                out!(
+                    client.add_site(
+                        project,
+                        NewSite {
+                            name,
+                            address,
+                            timezone,
+                            geofence
+                        }
+                    )?,
+                    |s: &fieldsync_mobile_core::Site| {
+                        println!("added site {} ({})", s.name, s.id)
+                    }
+                )
             }
-            ProjectCmd::MemberAdd { project, user, role } => out!(client.add_member(project, user, role)?, show_project),
+            ProjectCmd::MemberAdd {
+                project,
+                user,
+                role,
+            } => out!(client.add_member(project, user, role)?, show_project),
             ProjectCmd::MilestoneAdd { project, name, due } => {
-                out!(client.add_milestone(project, name, due)?, |m: &fieldsync_mobile_core::Milestone| {
-                    println!("added milestone {} ({})", m.name, m.id)
-                })
+                out!(
+                    client.add_milestone(project, name, due)?,
+                    |m: &fieldsync_mobile_core::Milestone| {
+                        println!("added milestone {} ({})", m.name, m.id)
+                    }
+                )
             }
             ProjectCmd::Show { id } => out!(client.get_project(id)?, show_project),
             ProjectCmd::List => out!(client.list_projects()?, |v: &Vec<ProjectView>| {
@@ -419,7 +549,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if json {
-                eprintln!("{}", serde_json::json!({"error": e.code(), "message": e.message()}));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": e.code(), "message": e.message()})
+                );
             } else {
                 eprintln!("error: {} ({})", e.message(), e.code());
             }

@@ -1,1 +1,8 @@
-//! placeholder
+//! fieldsync server library: storage, auth, the HTTP/WebSocket API and the running server.
+//! The `fieldsync` binary (main.rs) only parses the command line and calls into here.
+
+pub mod app;
+pub mod auth;
+pub mod demo;
+pub mod http;
+pub mod store;

@@ -1,1 +1,227 @@
-fn main(){}
+//! `fieldsync`: the server's command line. This file only parses arguments and starts things.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use fieldsync_server::app::{self, AppState, Server};
+use fieldsync_server::{demo, store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fieldsync", version, about = "fieldsync sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory for the embedded SQLite database (used unless --database-url is given).
+    #[arg(long, env = "FIELDSYNC_DATA_DIR", default_value = "./fieldsync-data")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://...) to use instead of the embedded SQLite file.
+    #[arg(long, env = "FIELDSYNC_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    fn url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("fieldsync.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on.
+        #[arg(long, env = "FIELDSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Seed a demo tenant (if absent) and print how to log in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Administer tenants, users and devices.
+    Admin {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    CreateTenant {
+        /// The slug people type at login (lower-case letters, digits, '-').
+        #[arg(long)]
+        name: String,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    CreateUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "FIELDSYNC_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// field_rep, manager, site_manager, hr or admin.
+        #[arg(long)]
+        role: String,
+        /// Email of the manager this user reports to.
+        #[arg(long)]
+        manager: Option<String>,
+    },
+    DisableUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    RevokeDevice {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        device: String,
+    },
+    ListUsers {
+        #[arg(long)]
+        tenant: String,
+    },
+    ListDevices {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            db,
+            listen,
+            demo: seed_demo,
+        } => {
+            let store = store::open(&db.url())
+                .await
+                .context("opening the database")?;
+            let seeded = if seed_demo {
+                demo::seed(store.as_ref())
+                    .await
+                    .context("seeding the demo tenant")?
+            } else {
+                false
+            };
+            let state = AppState::new(store.clone()).await?;
+            let server = Server::start(state, listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            tracing::info!(addr = %server.addr, backend = store.backend(), "fieldsync serving");
+            if seed_demo {
+                if seeded {
+                    println!("Seeded the demo tenant.");
+                }
+                println!("{}", demo::instructions(&server.url()));
+            }
+            tokio::select! {
+                r = server.wait() => r?,
+                _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            }
+        }
+        Command::Migrate { db } => {
+            let store = store::open(&db.url())
+                .await
+                .context("opening the database")?;
+            println!("Migrations applied ({}).", store.backend());
+        }
+        Command::Admin { db, action } => {
+            let store = store::open(&db.url())
+                .await
+                .context("opening the database")?;
+            let s = store.as_ref();
+            match action {
+                AdminCommand::CreateTenant { name, display_name } => {
+                    let t = app::create_tenant(s, &name, display_name.as_deref()).await?;
+                    println!("Created tenant '{}' ({}).", t.slug, t.id);
+                }
+                AdminCommand::CreateUser {
+                    tenant,
+                    email,
+                    password,
+                    role,
+                    manager,
+                } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    let role = role
+                        .parse()
+                        .map_err(|e: fieldsync_sync::Rejection| anyhow::anyhow!(e.message))?;
+                    let u = app::create_user(s, t.id, &email, &password, role, manager.as_deref())
+                        .await?;
+                    println!("Created {} {} ({}).", u.role, u.email, u.id);
+                }
+                AdminCommand::DisableUser { tenant, email } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    let u = s
+                        .user_by_email(t.id, &email.to_lowercase())
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{tenant}'"))?;
+                    s.set_user_disabled(t.id, u.id, true).await?;
+                    println!("Disabled {email}; their devices are revoked and stop syncing now.");
+                }
+                AdminCommand::RevokeDevice { tenant, device } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    let d = device
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("'{device}' is not a device id"))?;
+                    s.revoke_device(t.id, d).await?;
+                    println!("Revoked device {device}.");
+                }
+                AdminCommand::ListUsers { tenant } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    for u in s.list_users(t.id).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            u.id,
+                            u.email,
+                            u.role,
+                            if u.disabled { "disabled" } else { "active" }
+                        );
+                    }
+                }
+                AdminCommand::ListDevices { tenant } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    for d in s.list_devices(t.id, None).await? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            d.id,
+                            d.user,
+                            d.name,
+                            if d.revoked { "revoked" } else { "active" }
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -24,7 +24,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::FieldRep, Role::Manager, Role::SiteManager, Role::Hr, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::FieldRep,
+        Role::Manager,
+        Role::SiteManager,
+        Role::Hr,
+        Role::Admin,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -83,5 +89,8 @@ pub trait Directory {
 pub fn can_read(caller: &Caller, principals: &[UserId], dir: &dyn Directory) -> bool {
     caller.role == Role::Admin
         || principals.iter().any(|p| *p == caller.user)
-        || (caller.role == Role::Manager && principals.iter().any(|p| dir.manager_of(*p) == Some(caller.user)))
+        || (caller.role == Role::Manager
+            && principals
+                .iter()
+                .any(|p| dir.manager_of(*p) == Some(caller.user)))
 }

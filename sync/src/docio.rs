@@ -11,7 +11,9 @@
 
 use crate::error::Rejection;
 use crate::record::Conflict;
-use automerge::{AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable};
+use automerge::{
+    AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
 
 /// Reads typed fields from one document, collecting conflicts as it goes.
 pub struct Reader<'a, D: ReadDoc> {
@@ -20,7 +22,10 @@ pub struct Reader<'a, D: ReadDoc> {
 }
 
 fn wrong_type(path: &str, expected: &str) -> Rejection {
-    Rejection::new("invalid_field_type", format!("Field '{path}' must be {expected}."))
+    Rejection::new(
+        "invalid_field_type",
+        format!("Field '{path}' must be {expected}."),
+    )
 }
 
 fn scalar_text(v: &ScalarValue) -> String {
@@ -37,15 +42,20 @@ fn scalar_text(v: &ScalarValue) -> String {
 
 impl<'a, D: ReadDoc> Reader<'a, D> {
     pub fn new(doc: &'a D) -> Self {
-        Self { doc, conflicts: Vec::new() }
+        Self {
+            doc,
+            conflicts: Vec::new(),
+        }
     }
 
     /// The winning value of `key` in `obj`, noting a conflict if there are several.
     fn get(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Option<Value<'a>>, Rejection> {
-        let all = self
-            .doc
-            .get_all(obj, key)
-            .map_err(|e| Rejection::new("invalid_document", format!("Cannot read field '{path}': {e}.")))?;
+        let all = self.doc.get_all(obj, key).map_err(|e| {
+            Rejection::new(
+                "invalid_document",
+                format!("Cannot read field '{path}': {e}."),
+            )
+        })?;
         if all.len() > 1 {
             self.conflicts.push(Conflict {
                 field: path.to_owned(),
@@ -62,7 +72,12 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
         Ok(all.into_iter().last().map(|(v, _)| v))
     }
 
-    pub fn opt_str(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Option<String>, Rejection> {
+    pub fn opt_str(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<String>, Rejection> {
         match self.get(obj, key, path)? {
             None | Some(Value::Scalar(std::borrow::Cow::Borrowed(ScalarValue::Null))) => Ok(None),
             Some(Value::Scalar(s)) => match s.as_ref() {
@@ -72,10 +87,12 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
             },
             Some(Value::Object(ObjType::Text)) => {
                 let id = self.obj_id(obj, key, path)?;
-                self.doc
-                    .text(&id)
-                    .map(Some)
-                    .map_err(|e| Rejection::new("invalid_document", format!("Cannot read text '{path}': {e}.")))
+                self.doc.text(&id).map(Some).map_err(|e| {
+                    Rejection::new(
+                        "invalid_document",
+                        format!("Cannot read text '{path}': {e}."),
+                    )
+                })
             }
             Some(Value::Object(_)) => Err(wrong_type(path, "a string")),
         }
@@ -86,7 +103,12 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
             .ok_or_else(|| Rejection::new("missing_field", format!("Field '{path}' is required.")))
     }
 
-    pub fn opt_f64(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Option<f64>, Rejection> {
+    pub fn opt_f64(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<f64>, Rejection> {
         match self.get(obj, key, path)? {
             None => Ok(None),
             Some(Value::Scalar(s)) => match s.as_ref() {
@@ -100,7 +122,12 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
         }
     }
 
-    pub fn opt_u64(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Option<u64>, Rejection> {
+    pub fn opt_u64(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<u64>, Rejection> {
         match self.get(obj, key, path)? {
             None => Ok(None),
             Some(Value::Scalar(s)) => match s.as_ref() {
@@ -113,11 +140,24 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
     }
 
     /// The object stored at `key`, which must be of type `ty` if present.
-    pub fn opt_obj(&mut self, obj: &ObjId, key: &str, path: &str, ty: ObjType) -> Result<Option<ObjId>, Rejection> {
+    pub fn opt_obj(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        path: &str,
+        ty: ObjType,
+    ) -> Result<Option<ObjId>, Rejection> {
         match self.get(obj, key, path)? {
             None => Ok(None),
             Some(Value::Object(t)) if t == ty => self.obj_id(obj, key, path).map(Some),
-            Some(_) => Err(wrong_type(path, if ty == ObjType::List { "a list" } else { "an object" })),
+            Some(_) => Err(wrong_type(
+                path,
+                if ty == ObjType::List {
+                    "a list"
+                } else {
+                    "an object"
+                },
+            )),
         }
     }
 
@@ -158,7 +198,12 @@ fn holds<T: ReadDoc>(tx: &T, obj: &ObjId, key: &str, want: &ScalarValue) -> bool
 }
 
 /// Sets a scalar if it differs (or is in conflict).
-pub fn put<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: impl Into<ScalarValue>) -> Result<(), AutomergeError> {
+pub fn put<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: impl Into<ScalarValue>,
+) -> Result<(), AutomergeError> {
     let value = value.into();
     if !holds(tx, obj, key, &value) {
         tx.put(obj, key, value)?;
@@ -185,7 +230,11 @@ pub fn put_opt<T: Transactable, V: Into<ScalarValue>>(
 }
 
 /// The map at `key`, created if absent (or if something else is there).
-pub fn ensure_map<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str) -> Result<ObjId, AutomergeError> {
+pub fn ensure_map<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+) -> Result<ObjId, AutomergeError> {
     match tx.get(obj, key)? {
         Some((Value::Object(ObjType::Map), id)) => Ok(id),
         _ => tx.put_object(obj, key, ObjType::Map),
@@ -194,7 +243,12 @@ pub fn ensure_map<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str) -> Result
 
 /// Collaborative text at `key`: edits are diffed into character splices, so concurrent edits
 /// by two phones merge text-wise instead of one overwriting the other.
-pub fn put_text<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &str) -> Result<(), AutomergeError> {
+pub fn put_text<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: &str,
+) -> Result<(), AutomergeError> {
     let id = match tx.get(obj, key)? {
         Some((Value::Object(ObjType::Text), id)) => id,
         _ => tx.put_object(obj, key, ObjType::Text)?,
@@ -206,7 +260,11 @@ pub fn put_text<T: Transactable>(tx: &mut T, obj: &ObjId, key: &str, value: &str
 }
 
 /// Removes every key of the map `obj` not in `keep`.
-pub fn retain_keys<T: Transactable>(tx: &mut T, obj: &ObjId, keep: &[String]) -> Result<(), AutomergeError> {
+pub fn retain_keys<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    keep: &[String],
+) -> Result<(), AutomergeError> {
     let existing: Vec<String> = tx.keys(obj).collect();
     for k in existing {
         if !keep.contains(&k) {

@@ -26,5 +26,7 @@ pub use access::{Caller, Role};
 pub use error::Rejection;
 pub use ids::{DeviceId, DocId, TenantId, UserId};
 pub use record::customer::{Contact, Customer, CustomerKind, Lifecycle, Tier};
-pub use record::project::{Geofence, Member, Milestone, MilestoneStatus, Project, ProjectRole, ProjectStatus, Site};
+pub use record::project::{
+    Geofence, Member, Milestone, MilestoneStatus, Project, ProjectRole, ProjectStatus, Site,
+};
 pub use record::{Conflict, GeoPoint, Record, RecordKind, SCHEMA_VERSION};

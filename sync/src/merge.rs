@@ -23,9 +23,16 @@ pub enum Outcome {
     /// `new_changes` is empty when every change was already known (a retry): store nothing.
     Accepted(Accepted),
     /// Store nothing. `heads` and `doc` describe the stored version if the caller may see it.
-    Rejected { error: Rejection, heads: Vec<ChangeHash>, doc: Option<Vec<u8>> },
+    Rejected {
+        error: Rejection,
+        heads: Vec<ChangeHash>,
+        doc: Option<Vec<u8>>,
+    },
     /// Store nothing; the caller must send the changes these depend on.
-    MissingDeps { missing: Vec<ChangeHash>, heads: Vec<ChangeHash> },
+    MissingDeps {
+        missing: Vec<ChangeHash>,
+        heads: Vec<ChangeHash>,
+    },
 }
 
 #[derive(Debug)]
@@ -46,7 +53,10 @@ pub fn parse_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>, Rejection> {
         .enumerate()
         .map(|(i, b)| {
             Change::from_bytes(b.clone()).map_err(|e| {
-                Rejection::new("malformed_change", format!("Change {i} is not a valid Automerge change: {e}."))
+                Rejection::new(
+                    "malformed_change",
+                    format!("Change {i} is not a valid Automerge change: {e}."),
+                )
             })
         })
         .collect()
@@ -54,14 +64,27 @@ pub fn parse_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>, Rejection> {
 
 /// Loads a stored document.
 pub fn load(stored: &[u8]) -> Result<Automerge, Rejection> {
-    Automerge::load(stored).map_err(|e| Rejection::new("corrupt_document", format!("Stored document cannot be loaded: {e}.")))
+    Automerge::load(stored).map_err(|e| {
+        Rejection::new(
+            "corrupt_document",
+            format!("Stored document cannot be loaded: {e}."),
+        )
+    })
 }
 
 /// Applies `incoming` to `stored` (None for a document the server does not have) on behalf of `caller`.
-pub fn apply_incoming(stored: Option<&[u8]>, incoming: &Incoming, caller: &Caller, dir: &dyn Directory) -> Outcome {
+pub fn apply_incoming(
+    stored: Option<&[u8]>,
+    incoming: &Incoming,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Outcome {
     let reject = |error: Rejection, doc: Option<&Automerge>, visible: bool| Outcome::Rejected {
         error,
-        heads: doc.filter(|_| visible).map(|d| d.get_heads()).unwrap_or_default(),
+        heads: doc
+            .filter(|_| visible)
+            .map(|d| d.get_heads())
+            .unwrap_or_default(),
         doc: doc.filter(|_| visible).map(|d| d.save()),
     };
     let mut doc = match stored.map(load).transpose() {
@@ -75,10 +98,16 @@ pub fn apply_incoming(stored: Option<&[u8]>, incoming: &Incoming, caller: &Calle
         },
         None => None,
     };
-    let visible = before.as_ref().is_none_or(|b| can_read(caller, &b.principals(), dir));
+    let visible = before
+        .as_ref()
+        .is_none_or(|b| can_read(caller, &b.principals(), dir));
     if !visible {
         // Same answer as for a document that does not exist, so ids reveal nothing.
-        return reject(Rejection::new("forbidden", "You may not change this record."), None, false);
+        return reject(
+            Rejection::new("forbidden", "You may not change this record."),
+            None,
+            false,
+        );
     }
     let changes = match parse_changes(&incoming.changes) {
         Ok(c) => c,
@@ -89,11 +118,21 @@ pub fn apply_incoming(stored: Option<&[u8]>, incoming: &Incoming, caller: &Calle
     let before_heads = working.get_heads();
     let pristine = if created { None } else { Some(working.fork()) };
     if let Err(e) = working.apply_changes(changes) {
-        return reject(Rejection::new("malformed_change", format!("The changes cannot be applied: {e}.")), pristine.as_ref(), true);
+        return reject(
+            Rejection::new(
+                "malformed_change",
+                format!("The changes cannot be applied: {e}."),
+            ),
+            pristine.as_ref(),
+            true,
+        );
     }
     let missing = working.get_missing_deps(&[]);
     if !missing.is_empty() {
-        return Outcome::MissingDeps { missing, heads: before_heads };
+        return Outcome::MissingDeps {
+            missing,
+            heads: before_heads,
+        };
     }
     let heads = working.get_heads();
     if heads == before_heads {
@@ -109,14 +148,22 @@ pub fn apply_incoming(stored: Option<&[u8]>, incoming: &Incoming, caller: &Calle
                 created: false,
             });
         }
-        return reject(Rejection::new("empty_document", "A new record must contain changes."), None, false);
+        return reject(
+            Rejection::new("empty_document", "A new record must contain changes."),
+            None,
+            false,
+        );
     }
     let kind_field = doc_kind(&working);
     if kind_field.as_deref() != Some(incoming.kind.as_str()) {
         return reject(
             Rejection::new(
                 "kind_mismatch",
-                format!("The document is a {} but was sent as a {}.", kind_field.unwrap_or_else(|| "record of no kind".into()), incoming.kind),
+                format!(
+                    "The document is a {} but was sent as a {}.",
+                    kind_field.unwrap_or_else(|| "record of no kind".into()),
+                    incoming.kind
+                ),
             ),
             pristine.as_ref(),
             true,
@@ -129,7 +176,11 @@ pub fn apply_incoming(stored: Option<&[u8]>, incoming: &Incoming, caller: &Calle
     if let Err(e) = check_change(incoming.doc_id, before.as_ref(), &record, caller, dir) {
         return reject(e, pristine.as_ref(), true);
     }
-    let new_changes = working.get_changes(&before_heads).into_iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let new_changes = working
+        .get_changes(&before_heads)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
     Outcome::Accepted(Accepted {
         principals_before: before.map(|b| b.principals()).unwrap_or_default(),
         snapshot: working.save(),

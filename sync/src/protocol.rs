@@ -46,7 +46,9 @@ pub fn check_version(v: u32) -> Result<(), Rejection> {
     } else {
         Err(Rejection::new(
             "unsupported_protocol_version",
-            format!("This server speaks sync protocol version {PROTOCOL_VERSION}, not {v}; update the app."),
+            format!(
+                "This server speaks sync protocol version {PROTOCOL_VERSION}, not {v}; update the app."
+            ),
         ))
     }
 }
@@ -84,11 +86,20 @@ pub enum PushResult {
     Accepted { doc_id: DocId, heads: Vec<String> },
     /// Nothing stored. `doc` is the server's current version (absent if the caller may not see
     /// it or it does not exist): the phone replaces its copy with it and drops the change.
-    Rejected { doc_id: DocId, error: Rejection, heads: Vec<String>, doc: Option<B64> },
+    Rejected {
+        doc_id: DocId,
+        error: Rejection,
+        heads: Vec<String>,
+        doc: Option<B64>,
+    },
     /// The changes depend on changes the server does not have; nothing stored. The phone should
     /// resend everything since `heads` (the server's heads), or all its changes if it does not
     /// know them.
-    MissingDeps { doc_id: DocId, missing: Vec<String>, heads: Vec<String> },
+    MissingDeps {
+        doc_id: DocId,
+        missing: Vec<String>,
+        heads: Vec<String>,
+    },
 }
 
 impl PushResult {
@@ -124,9 +135,17 @@ pub struct PullResponse {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PullItem {
     /// New changes of a document the phone may read.
-    Changes { doc_id: DocId, kind: RecordKind, changes: Vec<B64> },
+    Changes {
+        doc_id: DocId,
+        kind: RecordKind,
+        changes: Vec<B64>,
+    },
     /// A whole compacted document: on first sync, or when the phone gained access to it.
-    Snapshot { doc_id: DocId, kind: RecordKind, doc: B64 },
+    Snapshot {
+        doc_id: DocId,
+        kind: RecordKind,
+        doc: B64,
+    },
     /// The phone may no longer read this document and must delete its copy.
     Revoke { doc_id: DocId, reason: String },
 }
@@ -159,12 +178,20 @@ pub struct RepairResponse {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RepairItem {
     /// The phone lacks this document.
-    Snapshot { doc_id: DocId, kind: RecordKind, doc: B64 },
+    Snapshot {
+        doc_id: DocId,
+        kind: RecordKind,
+        doc: B64,
+    },
     /// The phone holds a document it may not read (or that does not exist on the server but
     /// was never pushed by it); delete it.
     Revoke { doc_id: DocId, reason: String },
     /// The document differs: continue with Automerge sync messages for it (`/v1/sync/repair/sync`).
-    Differs { doc_id: DocId, kind: RecordKind, heads: Vec<String> },
+    Differs {
+        doc_id: DocId,
+        kind: RecordKind,
+        heads: Vec<String>,
+    },
 }
 
 /// `POST /v1/sync/repair/sync`: one round of Automerge's own sync protocol for each differing
@@ -217,7 +244,11 @@ pub fn heads_to_strings(heads: &[automerge::ChangeHash]) -> Vec<String> {
 pub fn heads_from_strings(heads: &[String]) -> Result<Vec<automerge::ChangeHash>, Rejection> {
     heads
         .iter()
-        .map(|h| h.parse().map_err(|_| Rejection::new("invalid_heads", format!("'{h}' is not a change hash."))))
+        .map(|h| {
+            h.parse().map_err(|_| {
+                Rejection::new("invalid_heads", format!("'{h}' is not a change hash."))
+            })
+        })
         .collect()
 }
 
@@ -233,8 +264,15 @@ pub enum Cursor {
 
 impl Cursor {
     pub fn parse(s: Option<&str>) -> Result<Cursor, Rejection> {
-        let bad = || Rejection::new("invalid_cursor", "The sync cursor is not one this server issued; sync from the start.");
-        let Some(s) = s.filter(|s| !s.is_empty()) else { return Ok(Cursor::Start) };
+        let bad = || {
+            Rejection::new(
+                "invalid_cursor",
+                "The sync cursor is not one this server issued; sync from the start.",
+            )
+        };
+        let Some(s) = s.filter(|s| !s.is_empty()) else {
+            return Ok(Cursor::Start);
+        };
         if let Some(rest) = s.strip_prefix('s') {
             let seq: i64 = rest.parse().map_err(|_| bad())?;
             if seq < 0 {
@@ -244,7 +282,10 @@ impl Cursor {
         }
         if let Some(rest) = s.strip_prefix('b') {
             let (seq, after) = rest.split_once('.').ok_or_else(bad)?;
-            return Ok(Cursor::Bootstrap { seq: seq.parse().map_err(|_| bad())?, after: after.parse().map_err(|_| bad())? });
+            return Ok(Cursor::Bootstrap {
+                seq: seq.parse().map_err(|_| bad())?,
+                after: after.parse().map_err(|_| bad())?,
+            });
         }
         Err(bad())
     }
@@ -264,33 +305,57 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        for c in [Cursor::Log { seq: 42 }, Cursor::Bootstrap { seq: 7, after: DocId::new() }] {
+        for c in [
+            Cursor::Log { seq: 42 },
+            Cursor::Bootstrap {
+                seq: 7,
+                after: DocId::new(),
+            },
+        ] {
             assert_eq!(Cursor::parse(Some(&c.encode())), Ok(c));
         }
         assert_eq!(Cursor::parse(None), Ok(Cursor::Start));
         for bad in ["x1", "s-1", "sabc", "b1", "b1.nope"] {
-            assert_eq!(Cursor::parse(Some(bad)).map_err(|e| e.code), Err("invalid_cursor".to_string()));
+            assert_eq!(
+                Cursor::parse(Some(bad)).map_err(|e| e.code),
+                Err("invalid_cursor".to_string())
+            );
         }
     }
 
     #[test]
     fn wrong_protocol_version_is_refused() {
         assert!(check_version(PROTOCOL_VERSION).is_ok());
-        assert_eq!(check_version(99).map_err(|e| e.code), Err("unsupported_protocol_version".into()));
+        assert_eq!(
+            check_version(99).map_err(|e| e.code),
+            Err("unsupported_protocol_version".into())
+        );
     }
 
     #[test]
     fn push_result_wire_shape_is_stable() {
-        let id: DocId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().expect("BUG: literal id");
+        let id: DocId = "01890a5d-ac96-774b-bcce-b302099a8057"
+            .parse()
+            .expect("BUG: literal id");
         let r = vec![
-            PushResult::Accepted { doc_id: id, heads: vec!["ab".into()] },
+            PushResult::Accepted {
+                doc_id: id,
+                heads: vec!["ab".into()],
+            },
             PushResult::Rejected {
                 doc_id: id,
-                error: Rejection::new("invalid_latitude", "Latitude 91 in 'location' is outside -90..90."),
+                error: Rejection::new(
+                    "invalid_latitude",
+                    "Latitude 91 in 'location' is outside -90..90.",
+                ),
                 heads: vec![],
                 doc: Some(B64(vec![1, 2, 3])),
             },
-            PushResult::MissingDeps { doc_id: id, missing: vec!["cd".into()], heads: vec![] },
+            PushResult::MissingDeps {
+                doc_id: id,
+                missing: vec!["cd".into()],
+                heads: vec![],
+            },
         ];
         insta::assert_json_snapshot!(r);
     }

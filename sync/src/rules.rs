@@ -5,9 +5,9 @@
 
 use crate::access::{Caller, Directory, Role};
 use crate::error::Rejection;
-use crate::record::{Customer, GeoPoint, Project, Record};
-use crate::record::project::{Geofence, ProjectRole};
 use crate::ids::DocId;
+use crate::record::project::{Geofence, ProjectRole};
+use crate::record::{Customer, GeoPoint, Project, Record};
 
 /// Geofence circles may be this small or this large (metres).
 pub const FENCE_RADIUS_M: std::ops::RangeInclusive<f64> = 10.0..=10_000.0;
@@ -23,30 +23,47 @@ fn reject(code: &str, message: impl Into<String>) -> Result<(), Rejection> {
 /// Checks a coordinate pair, naming the field in the message.
 pub fn check_point(p: &GeoPoint, field: &str) -> Result<(), Rejection> {
     if !p.lat.is_finite() || !(-90.0..=90.0).contains(&p.lat) {
-        return reject("invalid_latitude", format!("Latitude {} in '{field}' is outside -90..90.", p.lat));
+        return reject(
+            "invalid_latitude",
+            format!("Latitude {} in '{field}' is outside -90..90.", p.lat),
+        );
     }
     if !p.lon.is_finite() || !(-180.0..=180.0).contains(&p.lon) {
-        return reject("invalid_longitude", format!("Longitude {} in '{field}' is outside -180..180.", p.lon));
+        return reject(
+            "invalid_longitude",
+            format!("Longitude {} in '{field}' is outside -180..180.", p.lon),
+        );
     }
     Ok(())
 }
 
 fn check_text(value: &str, field: &str, max: usize, required: bool) -> Result<(), Rejection> {
     if required && value.trim().is_empty() {
-        return reject("missing_field", format!("Field '{field}' must not be empty."));
+        return reject(
+            "missing_field",
+            format!("Field '{field}' must not be empty."),
+        );
     }
     if value.chars().count() > max {
-        return reject("field_too_long", format!("Field '{field}' is longer than {max} characters."));
+        return reject(
+            "field_too_long",
+            format!("Field '{field}' is longer than {max} characters."),
+        );
     }
     Ok(())
 }
 
 fn check_phone(value: &str, field: &str) -> Result<(), Rejection> {
     check_text(value, field, 40, false)?;
-    let ok = value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    let ok = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
         && value.chars().filter(char::is_ascii_digit).count() >= 3;
     if !ok {
-        return reject("invalid_phone", format!("'{value}' in '{field}' is not a phone number."));
+        return reject(
+            "invalid_phone",
+            format!("'{value}' in '{field}' is not a phone number."),
+        );
     }
     Ok(())
 }
@@ -54,18 +71,31 @@ fn check_phone(value: &str, field: &str) -> Result<(), Rejection> {
 fn check_email(value: &str, field: &str) -> Result<(), Rejection> {
     check_text(value, field, 254, false)?;
     let ok = match value.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !value.contains(' '),
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !value.contains(' ')
+        }
         None => false,
     };
     if !ok {
-        return reject("invalid_email", format!("'{value}' in '{field}' is not an email address."));
+        return reject(
+            "invalid_email",
+            format!("'{value}' in '{field}' is not an email address."),
+        );
     }
     Ok(())
 }
 
 /// `YYYY-MM-DD`, a real calendar date.
 pub fn check_date(value: &str, field: &str) -> Result<(), Rejection> {
-    let bad = || Rejection::new("invalid_date", format!("'{value}' in '{field}' is not a date (YYYY-MM-DD)."));
+    let bad = || {
+        Rejection::new(
+            "invalid_date",
+            format!("'{value}' in '{field}' is not a date (YYYY-MM-DD)."),
+        )
+    };
     let parts: Vec<&str> = value.split('-').collect();
     if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
         return Err(bad());
@@ -117,7 +147,10 @@ pub fn check_customer(c: &Customer) -> Result<(), Rejection> {
         }
     }
     if c.tags.len() > MAX_TAGS {
-        return reject("too_many_tags", format!("A customer can have at most {MAX_TAGS} tags."));
+        return reject(
+            "too_many_tags",
+            format!("A customer can have at most {MAX_TAGS} tags."),
+        );
     }
     for t in &c.tags {
         check_text(t, "tags", 50, true)?;
@@ -132,19 +165,30 @@ fn check_fence(f: &Geofence, field: &str) -> Result<(), Rejection> {
             if !radius_m.is_finite() || !FENCE_RADIUS_M.contains(radius_m) {
                 return reject(
                     "invalid_geofence",
-                    format!("The radius of '{field}' must be between 10 and 10000 metres, not {radius_m}."),
+                    format!(
+                        "The radius of '{field}' must be between 10 and 10000 metres, not {radius_m}."
+                    ),
                 );
             }
         }
         Geofence::Polygon { points } => {
             if points.len() < 3 || points.len() > 500 {
-                return reject("invalid_geofence", format!("The polygon '{field}' needs 3 to 500 points."));
+                return reject(
+                    "invalid_geofence",
+                    format!("The polygon '{field}' needs 3 to 500 points."),
+                );
             }
             for p in points {
                 check_point(p, field)?;
             }
             use geo::{Area, Validation};
-            let poly = geo::Polygon::new(points.iter().map(|p| geo::coord! { x: p.lon, y: p.lat }).collect(), vec![]);
+            let poly = geo::Polygon::new(
+                points
+                    .iter()
+                    .map(|p| geo::coord! { x: p.lon, y: p.lat })
+                    .collect(),
+                vec![],
+            );
             if poly.unsigned_area() <= 0.0 || !poly.is_valid() {
                 return reject(
                     "invalid_geofence",
@@ -171,7 +215,10 @@ pub fn check_project(p: &Project) -> Result<(), Rejection> {
         if s.timezone.parse::<chrono_tz::Tz>().is_err() {
             return reject(
                 "invalid_timezone",
-                format!("'{}' in '{path}.timezone' is not an IANA time zone such as Europe/Berlin.", s.timezone),
+                format!(
+                    "'{}' in '{path}.timezone' is not an IANA time zone such as Europe/Berlin.",
+                    s.timezone
+                ),
             );
         }
         if let Some(f) = &s.geofence {
@@ -209,7 +256,12 @@ pub fn may_edit_project(caller: &Caller, p: &Project) -> bool {
         || p.role_of(caller.user) == Some(ProjectRole::SiteManager)
 }
 
-fn check_customer_change(before: Option<&Customer>, after: &Customer, caller: &Caller, dir: &dyn Directory) -> Result<(), Rejection> {
+fn check_customer_change(
+    before: Option<&Customer>,
+    after: &Customer,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
     check_customer(after)?;
     match before {
         None => {
@@ -222,10 +274,16 @@ fn check_customer_change(before: Option<&Customer>, after: &Customer, caller: &C
         }
         Some(b) => {
             if !may_edit_customer(caller, b.owner, dir) {
-                return forbidden(format!("You may not change the customer '{}': it is not assigned to you or your team.", b.name));
+                return forbidden(format!(
+                    "You may not change the customer '{}': it is not assigned to you or your team.",
+                    b.name
+                ));
             }
             if after.created_by != b.created_by {
-                return reject("immutable_field", "Field 'created_by' cannot change once set.");
+                return reject(
+                    "immutable_field",
+                    "Field 'created_by' cannot change once set.",
+                );
             }
         }
     }
@@ -243,13 +301,21 @@ fn check_customer_change(before: Option<&Customer>, after: &Customer, caller: &C
             );
         }
         if dir.active_role(after.owner).is_none() {
-            return reject("unknown_owner", "The customer's owner is not an active user of this company.");
+            return reject(
+                "unknown_owner",
+                "The customer's owner is not an active user of this company.",
+            );
         }
     }
     Ok(())
 }
 
-fn check_project_change(before: Option<&Project>, after: &Project, caller: &Caller, dir: &dyn Directory) -> Result<(), Rejection> {
+fn check_project_change(
+    before: Option<&Project>,
+    after: &Project,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
     check_project(after)?;
     match before {
         None => {
@@ -262,20 +328,32 @@ fn check_project_change(before: Option<&Project>, after: &Project, caller: &Call
         }
         Some(b) => {
             if !may_edit_project(caller, b) {
-                return forbidden(format!("You may not change the project '{}': only its site managers and admins can.", b.name));
+                return forbidden(format!(
+                    "You may not change the project '{}': only its site managers and admins can.",
+                    b.name
+                ));
             }
             if after.created_by != b.created_by {
-                return reject("immutable_field", "Field 'created_by' cannot change once set.");
+                return reject(
+                    "immutable_field",
+                    "Field 'created_by' cannot change once set.",
+                );
             }
             if b.code.is_some() && after.code != b.code {
-                return reject("immutable_field", "A project's code cannot change once set.");
+                return reject(
+                    "immutable_field",
+                    "A project's code cannot change once set.",
+                );
             }
         }
     }
     for m in &after.members {
         let is_new = before.is_none_or(|b| b.role_of(m.user).is_none());
         if is_new && dir.active_role(m.user).is_none() {
-            return reject("unknown_member", format!("Member {} is not an active user of this company.", m.user));
+            return reject(
+                "unknown_member",
+                format!("Member {} is not an active user of this company.", m.user),
+            );
         }
     }
     Ok(())
@@ -283,9 +361,18 @@ fn check_project_change(before: Option<&Project>, after: &Project, caller: &Call
 
 /// Checks that `after` (the merged record) is an acceptable successor of `before` (the stored
 /// record, `None` for a new one) when written by `caller`.
-pub fn check_change(doc_id: DocId, before: Option<&Record>, after: &Record, caller: &Caller, dir: &dyn Directory) -> Result<(), Rejection> {
+pub fn check_change(
+    doc_id: DocId,
+    before: Option<&Record>,
+    after: &Record,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
     if after.id() != doc_id {
-        return reject("id_mismatch", "The record's 'id' field does not match its document id.");
+        return reject(
+            "id_mismatch",
+            "The record's 'id' field does not match its document id.",
+        );
     }
     if let Some(b) = before {
         if b.kind() != after.kind() {
@@ -294,9 +381,13 @@ pub fn check_change(doc_id: DocId, before: Option<&Record>, after: &Record, call
     }
     match (before, after) {
         (None, Record::Customer(a)) => check_customer_change(None, a, caller, dir),
-        (Some(Record::Customer(b)), Record::Customer(a)) => check_customer_change(Some(b), a, caller, dir),
+        (Some(Record::Customer(b)), Record::Customer(a)) => {
+            check_customer_change(Some(b), a, caller, dir)
+        }
         (None, Record::Project(a)) => check_project_change(None, a, caller, dir),
-        (Some(Record::Project(b)), Record::Project(a)) => check_project_change(Some(b), a, caller, dir),
+        (Some(Record::Project(b)), Record::Project(a)) => {
+            check_project_change(Some(b), a, caller, dir)
+        }
         _ => reject("immutable_field", "A record's kind cannot change."),
     }
 }

@@ -34,12 +34,23 @@ fn world() -> World {
     m.insert(manager, (Role::Manager, None));
     m.insert(rep, (Role::FieldRep, Some(manager)));
     m.insert(rep2, (Role::FieldRep, None));
-    World { tenant: TenantId::new(), admin, manager, rep, rep2, dir: Dir(m) }
+    World {
+        tenant: TenantId::new(),
+        admin,
+        manager,
+        rep,
+        rep2,
+        dir: Dir(m),
+    }
 }
 
 impl World {
     fn caller(&self, user: UserId) -> Caller {
-        Caller { tenant: self.tenant, user, role: self.dir.0[&user].0 }
+        Caller {
+            tenant: self.tenant,
+            user,
+            role: self.dir.0[&user].0,
+        }
     }
 }
 
@@ -49,7 +60,10 @@ fn full_customer(owner: UserId) -> Customer {
     c.phone = Some("+86 138 0000 0001".into());
     c.email = Some("buyer@acme.example".into());
     c.address = Some("1 Renmin Road, Chengdu".into());
-    c.location = Some(GeoPoint { lat: 30.65, lon: 104.06 });
+    c.location = Some(GeoPoint {
+        lat: 30.65,
+        lon: 104.06,
+    });
     c.tier = Some(Tier::Gold);
     c.lifecycle = Lifecycle::Active;
     c.contacts = vec![Contact {
@@ -74,7 +88,13 @@ fn full_project(creator: UserId, member: UserId) -> Project {
             name: "Tower B".into(),
             address: Some("8 Tianfu Ave".into()),
             timezone: "Asia/Shanghai".into(),
-            geofence: Some(Geofence::Circle { center: GeoPoint { lat: 30.57, lon: 104.06 }, radius_m: 250.0 }),
+            geofence: Some(Geofence::Circle {
+                center: GeoPoint {
+                    lat: 30.57,
+                    lon: 104.06,
+                },
+                radius_m: 250.0,
+            }),
         },
         Site {
             id: "s2".into(),
@@ -83,16 +103,36 @@ fn full_project(creator: UserId, member: UserId) -> Project {
             timezone: "Europe/Berlin".into(),
             geofence: Some(Geofence::Polygon {
                 points: vec![
-                    GeoPoint { lat: 52.50, lon: 13.40 },
-                    GeoPoint { lat: 52.50, lon: 13.41 },
-                    GeoPoint { lat: 52.51, lon: 13.41 },
-                    GeoPoint { lat: 52.51, lon: 13.40 },
+                    GeoPoint {
+                        lat: 52.50,
+                        lon: 13.40,
+                    },
+                    GeoPoint {
+                        lat: 52.50,
+                        lon: 13.41,
+                    },
+                    GeoPoint {
+                        lat: 52.51,
+                        lon: 13.41,
+                    },
+                    GeoPoint {
+                        lat: 52.51,
+                        lon: 13.40,
+                    },
                 ],
             }),
         },
     ];
-    p.members = vec![Member { user: member, role: ProjectRole::SiteManager }];
-    p.milestones = vec![Milestone { id: "m1".into(), name: "Handover".into(), due: Some("2027-02-28".into()), status: MilestoneStatus::Pending }];
+    p.members = vec![Member {
+        user: member,
+        role: ProjectRole::SiteManager,
+    }];
+    p.milestones = vec![Milestone {
+        id: "m1".into(),
+        name: "Handover".into(),
+        due: Some("2027-02-28".into()),
+        status: MilestoneStatus::Pending,
+    }];
     p
 }
 
@@ -103,7 +143,9 @@ fn actor() -> ActorId {
 #[test]
 fn customer_round_trips_through_a_document() {
     let c = full_customer(UserId::new());
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let loaded = Automerge::load(&doc.save()).expect("load");
     let (back, conflicts) = Record::read(&loaded).expect("read");
     assert_eq!(back, Record::Customer(c));
@@ -113,7 +155,9 @@ fn customer_round_trips_through_a_document() {
 #[test]
 fn project_round_trips_through_a_document() {
     let p = full_project(UserId::new(), UserId::new());
-    let doc = Record::Project(p.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Project(p.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let (back, _) = Record::read(&Automerge::load(&doc.save()).expect("load")).expect("read");
     assert_eq!(back, Record::Project(p));
 }
@@ -126,21 +170,32 @@ fn rewriting_an_unchanged_record_adds_no_operations() {
     let mut tx = doc.transaction();
     rec.write(&mut tx).expect("write");
     tx.commit();
-    assert_eq!(doc.get_heads(), heads, "an empty transaction must not create a change");
+    assert_eq!(
+        doc.get_heads(),
+        heads,
+        "an empty transaction must not create a change"
+    );
 }
 
 #[test]
 fn newer_schema_version_is_refused() {
-    let mut doc = Record::Customer(full_customer(UserId::new())).to_new_doc(actor()).expect("write");
+    let mut doc = Record::Customer(full_customer(UserId::new()))
+        .to_new_doc(actor())
+        .expect("write");
     let mut tx = doc.transaction();
     tx.put(automerge::ROOT, "schema", 99u64).expect("put");
     tx.commit();
-    assert_eq!(Record::read(&doc).map_err(|e| e.code), Err("unsupported_schema_version".to_string()));
+    assert_eq!(
+        Record::read(&doc).map_err(|e| e.code),
+        Err("unsupported_schema_version".to_string())
+    );
 }
 
 #[test]
 fn wrong_field_type_names_the_field() {
-    let mut doc = Record::Customer(full_customer(UserId::new())).to_new_doc(actor()).expect("write");
+    let mut doc = Record::Customer(full_customer(UserId::new()))
+        .to_new_doc(actor())
+        .expect("write");
     let mut tx = doc.transaction();
     tx.put(automerge::ROOT, "lat", "north").expect("put");
     tx.commit();
@@ -152,7 +207,9 @@ fn wrong_field_type_names_the_field() {
 #[test]
 fn concurrent_scalar_edits_are_shown_as_conflicts() {
     let c = full_customer(UserId::new());
-    let base = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let base = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let mut a = base.fork().with_actor(actor());
     let mut b = base.fork().with_actor(actor());
     for (doc, phone) in [(&mut a, "+1 555 0101"), (&mut b, "+1 555 0202")] {
@@ -168,14 +225,19 @@ fn concurrent_scalar_edits_are_shown_as_conflicts() {
     assert_eq!(conflicts[0].field, "phone");
     let mut values = conflicts[0].values.clone();
     values.sort();
-    assert_eq!(values, vec!["+1 555 0101".to_string(), "+1 555 0202".to_string()]);
+    assert_eq!(
+        values,
+        vec!["+1 555 0101".to_string(), "+1 555 0202".to_string()]
+    );
 }
 
 #[test]
 fn concurrent_notes_edits_merge_text_wise() {
     let mut c = full_customer(UserId::new());
     c.notes = "Call before visiting.".into();
-    let base = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let base = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let mut a = base.fork().with_actor(actor());
     let mut b = base.fork().with_actor(actor());
     let mut ca = c.clone();
@@ -189,16 +251,33 @@ fn concurrent_notes_edits_merge_text_wise() {
     Record::Customer(cb).write(&mut tx).expect("write");
     tx.commit();
     a.merge(&mut b).expect("merge");
-    let (Record::Customer(m), _) = Record::read(&a).expect("read") else { panic!("kind") };
+    let (Record::Customer(m), _) = Record::read(&a).expect("read") else {
+        panic!("kind")
+    };
     assert_eq!(m.notes, "Urgent: Call before visiting. Gate code 4711.");
 }
 
 fn changes_of(doc: &Automerge, since: &[automerge::ChangeHash]) -> Vec<Vec<u8>> {
-    doc.get_changes(since).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
+    doc.get_changes(since)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
 }
 
-fn push(w: &World, stored: Option<&[u8]>, user: UserId, doc: &Automerge, since: &[automerge::ChangeHash], id: DocId, kind: RecordKind) -> Outcome {
-    let inc = Incoming { doc_id: id, kind, changes: changes_of(doc, since) };
+fn push(
+    w: &World,
+    stored: Option<&[u8]>,
+    user: UserId,
+    doc: &Automerge,
+    since: &[automerge::ChangeHash],
+    id: DocId,
+    kind: RecordKind,
+) -> Outcome {
+    let inc = Incoming {
+        doc_id: id,
+        kind,
+        changes: changes_of(doc, since),
+    };
     apply_incoming(stored, &inc, &w.caller(user), &w.dir)
 }
 
@@ -206,12 +285,19 @@ fn push(w: &World, stored: Option<&[u8]>, user: UserId, doc: &Automerge, since: 
 fn rep_creates_own_customer_and_cannot_assign_it_elsewhere() {
     let w = world();
     let c = Customer::new("Own", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
-    assert!(matches!(push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer), Outcome::Accepted(_)));
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    assert!(matches!(
+        push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer),
+        Outcome::Accepted(_)
+    ));
 
     let mut other = Customer::new("Someone else's", w.rep);
     other.owner = w.rep2;
-    let doc = Record::Customer(other.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Customer(other.clone())
+        .to_new_doc(actor())
+        .expect("write");
     match push(&w, None, w.rep, &doc, &[], other.id, RecordKind::Customer) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "owner_not_allowed"),
         o => panic!("expected rejection, got {o:?}"),
@@ -222,18 +308,40 @@ fn rep_creates_own_customer_and_cannot_assign_it_elsewhere() {
 fn invalid_latitude_is_rejected_and_server_version_returned() {
     let w = world();
     let c = Customer::new("Acme", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
-    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer) else { panic!("accept") };
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer)
+    else {
+        panic!("accept")
+    };
 
-    let mut phone = Automerge::load(&acc.snapshot).expect("load").with_actor(actor());
+    let mut phone = Automerge::load(&acc.snapshot)
+        .expect("load")
+        .with_actor(actor());
     let heads = phone.get_heads();
     let mut bad = c.clone();
-    bad.location = Some(GeoPoint { lat: 91.0, lon: 10.0 });
+    bad.location = Some(GeoPoint {
+        lat: 91.0,
+        lon: 10.0,
+    });
     let mut tx = phone.transaction();
     Record::Customer(bad).write(&mut tx).expect("write");
     tx.commit();
-    match push(&w, Some(&acc.snapshot), w.rep, &phone, &heads, c.id, RecordKind::Customer) {
-        Outcome::Rejected { error, heads: server_heads, doc } => {
+    match push(
+        &w,
+        Some(&acc.snapshot),
+        w.rep,
+        &phone,
+        &heads,
+        c.id,
+        RecordKind::Customer,
+    ) {
+        Outcome::Rejected {
+            error,
+            heads: server_heads,
+            doc,
+        } => {
             assert_eq!(error.code, "invalid_latitude");
             assert_eq!(server_heads, acc.heads);
             assert!(doc.is_some());
@@ -246,31 +354,62 @@ fn invalid_latitude_is_rejected_and_server_version_returned() {
 fn another_reps_customer_is_invisible_and_unwritable() {
     let w = world();
     let c = Customer::new("Rep one's", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
-    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer) else { panic!("accept") };
-    let mut phone = Automerge::load(&acc.snapshot).expect("load").with_actor(actor());
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer)
+    else {
+        panic!("accept")
+    };
+    let mut phone = Automerge::load(&acc.snapshot)
+        .expect("load")
+        .with_actor(actor());
     let heads = phone.get_heads();
     let mut edit = c.clone();
     edit.name = "Stolen".into();
     let mut tx = phone.transaction();
     Record::Customer(edit).write(&mut tx).expect("write");
     tx.commit();
-    match push(&w, Some(&acc.snapshot), w.rep2, &phone, &heads, c.id, RecordKind::Customer) {
+    match push(
+        &w,
+        Some(&acc.snapshot),
+        w.rep2,
+        &phone,
+        &heads,
+        c.id,
+        RecordKind::Customer,
+    ) {
         Outcome::Rejected { error, doc, heads } => {
             assert_eq!(error.code, "forbidden");
-            assert!(doc.is_none() && heads.is_empty(), "nothing of the record may leak");
+            assert!(
+                doc.is_none() && heads.is_empty(),
+                "nothing of the record may leak"
+            );
         }
         o => panic!("expected rejection, got {o:?}"),
     }
     // The rep's manager may edit it.
-    assert!(matches!(push(&w, Some(&acc.snapshot), w.manager, &phone, &heads, c.id, RecordKind::Customer), Outcome::Accepted(_)));
+    assert!(matches!(
+        push(
+            &w,
+            Some(&acc.snapshot),
+            w.manager,
+            &phone,
+            &heads,
+            c.id,
+            RecordKind::Customer
+        ),
+        Outcome::Accepted(_)
+    ));
 }
 
 #[test]
 fn changes_with_unknown_dependencies_are_reported_missing() {
     let w = world();
     let c = Customer::new("Acme", w.rep);
-    let mut doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let mut doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let first = doc.get_heads();
     let mut e = c.clone();
     e.name = "Acme 2".into();
@@ -291,11 +430,17 @@ fn changes_with_unknown_dependencies_are_reported_missing() {
 fn truncated_change_bytes_are_malformed() {
     let w = world();
     let c = Customer::new("Acme", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     let mut bytes = changes_of(&doc, &[]);
     let n = bytes[0].len();
     bytes[0].truncate(n / 2);
-    let inc = Incoming { doc_id: c.id, kind: RecordKind::Customer, changes: bytes };
+    let inc = Incoming {
+        doc_id: c.id,
+        kind: RecordKind::Customer,
+        changes: bytes,
+    };
     match apply_incoming(None, &inc, &w.caller(w.rep), &w.dir) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "malformed_change"),
         o => panic!("expected rejection, got {o:?}"),
@@ -306,9 +451,24 @@ fn truncated_change_bytes_are_malformed() {
 fn a_retried_push_adds_nothing() {
     let w = world();
     let c = Customer::new("Acme", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
-    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer) else { panic!("accept") };
-    let Outcome::Accepted(again) = push(&w, Some(&acc.snapshot), w.rep, &doc, &[], c.id, RecordKind::Customer) else { panic!("accept") };
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    let Outcome::Accepted(acc) = push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Customer)
+    else {
+        panic!("accept")
+    };
+    let Outcome::Accepted(again) = push(
+        &w,
+        Some(&acc.snapshot),
+        w.rep,
+        &doc,
+        &[],
+        c.id,
+        RecordKind::Customer,
+    ) else {
+        panic!("accept")
+    };
     assert!(again.new_changes.is_empty());
     assert_eq!(again.heads, acc.heads);
 }
@@ -318,7 +478,9 @@ fn project_rules_catch_bad_timezone_and_fence() {
     let w = world();
     let mut p = full_project(w.manager, w.rep);
     p.sites[0].timezone = "Mars/Olympus".into();
-    let doc = Record::Project(p.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Project(p.clone())
+        .to_new_doc(actor())
+        .expect("write");
     match push(&w, None, w.manager, &doc, &[], p.id, RecordKind::Project) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "invalid_timezone"),
         o => panic!("{o:?}"),
@@ -326,27 +488,52 @@ fn project_rules_catch_bad_timezone_and_fence() {
     let mut p = full_project(w.manager, w.rep);
     p.sites[1].geofence = Some(Geofence::Polygon {
         // a bow tie crosses itself
-        points: vec![GeoPoint { lat: 0.0, lon: 0.0 }, GeoPoint { lat: 1.0, lon: 1.0 }, GeoPoint { lat: 0.0, lon: 1.0 }, GeoPoint { lat: 1.0, lon: 0.0 }],
+        points: vec![
+            GeoPoint { lat: 0.0, lon: 0.0 },
+            GeoPoint { lat: 1.0, lon: 1.0 },
+            GeoPoint { lat: 0.0, lon: 1.0 },
+            GeoPoint { lat: 1.0, lon: 0.0 },
+        ],
     });
-    let doc = Record::Project(p.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Project(p.clone())
+        .to_new_doc(actor())
+        .expect("write");
     match push(&w, None, w.manager, &doc, &[], p.id, RecordKind::Project) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "invalid_geofence"),
         o => panic!("{o:?}"),
     }
     // A field rep cannot create projects; the code is fixed once set.
     let p = full_project(w.rep, w.rep);
-    let doc = Record::Project(p.clone()).to_new_doc(actor()).expect("write");
-    assert!(matches!(push(&w, None, w.rep, &doc, &[], p.id, RecordKind::Project), Outcome::Rejected { .. }));
+    let doc = Record::Project(p.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    assert!(matches!(
+        push(&w, None, w.rep, &doc, &[], p.id, RecordKind::Project),
+        Outcome::Rejected { .. }
+    ));
     let p = full_project(w.admin, w.rep);
-    let mut doc = Record::Project(p.clone()).to_new_doc(actor()).expect("write");
-    let Outcome::Accepted(acc) = push(&w, None, w.admin, &doc, &[], p.id, RecordKind::Project) else { panic!("accept") };
+    let mut doc = Record::Project(p.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    let Outcome::Accepted(acc) = push(&w, None, w.admin, &doc, &[], p.id, RecordKind::Project)
+    else {
+        panic!("accept")
+    };
     let heads = doc.get_heads();
     let mut e = p.clone();
     e.code = Some("PRJ-999".into());
     let mut tx = doc.transaction();
     Record::Project(e).write(&mut tx).expect("write");
     tx.commit();
-    match push(&w, Some(&acc.snapshot), w.admin, &doc, &heads, p.id, RecordKind::Project) {
+    match push(
+        &w,
+        Some(&acc.snapshot),
+        w.admin,
+        &doc,
+        &heads,
+        p.id,
+        RecordKind::Project,
+    ) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "immutable_field"),
         o => panic!("{o:?}"),
     }
@@ -356,7 +543,9 @@ fn project_rules_catch_bad_timezone_and_fence() {
 fn kind_mismatch_is_rejected() {
     let w = world();
     let c = Customer::new("Acme", w.rep);
-    let doc = Record::Customer(c.clone()).to_new_doc(actor()).expect("write");
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
     match push(&w, None, w.rep, &doc, &[], c.id, RecordKind::Project) {
         Outcome::Rejected { error, .. } => assert_eq!(error.code, "kind_mismatch"),
         o => panic!("{o:?}"),
@@ -386,9 +575,16 @@ mod convergence {
         match field {
             0 => c.name = format!("Customer {value}"),
             1 => c.phone = Some(format!("+86 {value:05}")),
-            2 => c.notes.insert_str(usize::from(value) % (c.notes.chars().count() + 1), "x"),
+            2 => c
+                .notes
+                .insert_str(usize::from(value) % (c.notes.chars().count() + 1), "x"),
             3 => c.tags = vec![format!("t{}", value % 4)],
-            4 => c.location = Some(GeoPoint { lat: f64::from(value % 90), lon: f64::from(value % 180) }),
+            4 => {
+                c.location = Some(GeoPoint {
+                    lat: f64::from(value % 90),
+                    lon: f64::from(value % 180),
+                })
+            }
             _ => c.tier = Some([Tier::Gold, Tier::Silver, Tier::Bronze][usize::from(value) % 3]),
         }
     }
@@ -396,8 +592,20 @@ mod convergence {
     /// One phone's sync: push what the server lacks, then pull what the phone lacks.
     fn sync(w: &World, server: &mut Vec<u8>, phone: &mut Automerge, id: DocId) {
         let server_doc = Automerge::load(server).expect("load");
-        let since = server_doc.get_heads().into_iter().filter(|h| phone.get_change_by_hash(h).is_some()).collect::<Vec<_>>();
-        match push(w, Some(server), w.rep, phone, &since, id, RecordKind::Customer) {
+        let since = server_doc
+            .get_heads()
+            .into_iter()
+            .filter(|h| phone.get_change_by_hash(h).is_some())
+            .collect::<Vec<_>>();
+        match push(
+            w,
+            Some(server),
+            w.rep,
+            phone,
+            &since,
+            id,
+            RecordKind::Customer,
+        ) {
             Outcome::Accepted(a) => {
                 if !a.snapshot.is_empty() {
                     *server = a.snapshot;

@@ -76,7 +76,10 @@ impl Customer {
         }
     }
 
-    pub(crate) fn read_fields<D: ReadDoc>(r: &mut Reader<'_, D>, id: DocId) -> Result<Self, Rejection> {
+    pub(crate) fn read_fields<D: ReadDoc>(
+        r: &mut Reader<'_, D>,
+        id: DocId,
+    ) -> Result<Self, Rejection> {
         let lat = r.opt_f64(&ROOT, "lat", "lat")?;
         let lon = r.opt_f64(&ROOT, "lon", "lon")?;
         let location = match (lat, lon) {
@@ -93,7 +96,9 @@ impl Customer {
         if let Some(map) = r.opt_obj(&ROOT, "contacts", "contacts", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("contacts.{key}");
-                let Some(c) = r.opt_obj(&map, &key, &path, ObjType::Map)? else { continue };
+                let Some(c) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
+                    continue;
+                };
                 contacts.push(Contact {
                     id: key.clone(),
                     name: r.req_str(&c, "name", &format!("{path}.name"))?,
@@ -110,13 +115,24 @@ impl Customer {
         Ok(Customer {
             id,
             name: r.req_str(&ROOT, "name", "name")?,
-            customer_kind: r.opt_str(&ROOT, "customer_kind", "customer_kind")?.as_deref().unwrap_or("company").parse()?,
+            customer_kind: r
+                .opt_str(&ROOT, "customer_kind", "customer_kind")?
+                .as_deref()
+                .unwrap_or("company")
+                .parse()?,
             phone: r.opt_str(&ROOT, "phone", "phone")?,
             email: r.opt_str(&ROOT, "email", "email")?,
             address: r.opt_str(&ROOT, "address", "address")?,
             location,
-            tier: r.opt_str(&ROOT, "tier", "tier")?.map(|t| t.parse()).transpose()?,
-            lifecycle: r.opt_str(&ROOT, "lifecycle", "lifecycle")?.as_deref().unwrap_or("prospect").parse()?,
+            tier: r
+                .opt_str(&ROOT, "tier", "tier")?
+                .map(|t| t.parse())
+                .transpose()?,
+            lifecycle: r
+                .opt_str(&ROOT, "lifecycle", "lifecycle")?
+                .as_deref()
+                .unwrap_or("prospect")
+                .parse()?,
             owner: parse_user(&r.req_str(&ROOT, "owner", "owner")?, "owner")?,
             created_by: parse_user(&r.req_str(&ROOT, "created_by", "created_by")?, "created_by")?,
             contacts,

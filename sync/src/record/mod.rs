@@ -114,12 +114,17 @@ impl Record {
     pub fn read(doc: &Automerge) -> Result<(Record, Vec<Conflict>), Rejection> {
         let mut r = Reader::new(doc);
         let schema = r.opt_u64(&ROOT, "schema", "schema")?.ok_or_else(|| {
-            Rejection::new("missing_field", "The document has no schema version; it is not a fieldsync record.")
+            Rejection::new(
+                "missing_field",
+                "The document has no schema version; it is not a fieldsync record.",
+            )
         })?;
         if schema > SCHEMA_VERSION {
             return Err(Rejection::new(
                 "unsupported_schema_version",
-                format!("The record uses schema version {schema}; this server understands up to {SCHEMA_VERSION}."),
+                format!(
+                    "The record uses schema version {schema}; this server understands up to {SCHEMA_VERSION}."
+                ),
             ));
         }
         let kind: RecordKind = r.req_str(&ROOT, "kind", "kind")?.parse()?;
@@ -164,18 +169,34 @@ pub fn doc_kind(doc: &Automerge) -> Option<String> {
 }
 
 /// Parses an enum from its snake_case name, or a clear rejection listing the choices.
-pub(crate) fn parse_choice<T: Copy>(value: &str, field: &str, choices: &[(&str, T)]) -> Result<T, Rejection> {
-    choices.iter().find(|(n, _)| *n == value).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-        Rejection::new(
-            &format!("invalid_{}", field.replace('.', "_")),
-            format!("'{value}' is not a valid {field}; use one of: {}.", names.join(", ")),
-        )
-    })
+pub(crate) fn parse_choice<T: Copy>(
+    value: &str,
+    field: &str,
+    choices: &[(&str, T)],
+) -> Result<T, Rejection> {
+    choices
+        .iter()
+        .find(|(n, _)| *n == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            Rejection::new(
+                &format!("invalid_{}", field.replace('.', "_")),
+                format!(
+                    "'{value}' is not a valid {field}; use one of: {}.",
+                    names.join(", ")
+                ),
+            )
+        })
 }
 
 pub(crate) fn parse_user(value: &str, path: &str) -> Result<UserId, Rejection> {
-    value.parse().map_err(|_| Rejection::new("invalid_id", format!("Field '{path}' must be a user id (UUID).")))
+    value.parse().map_err(|_| {
+        Rejection::new(
+            "invalid_id",
+            format!("Field '{path}' must be a user id (UUID)."),
+        )
+    })
 }
 
 /// A closed set of names stored as strings in documents and on the wire.
@@ -208,7 +229,6 @@ macro_rules! choice_enum {
         }
     };
 }
-
 
 pub mod customer;
 pub mod project;

@@ -92,16 +92,25 @@ impl Project {
         self.members.iter().find(|m| m.user == user).map(|m| m.role)
     }
 
-    pub(crate) fn read_fields<D: ReadDoc>(r: &mut Reader<'_, D>, id: DocId) -> Result<Self, Rejection> {
+    pub(crate) fn read_fields<D: ReadDoc>(
+        r: &mut Reader<'_, D>,
+        id: DocId,
+    ) -> Result<Self, Rejection> {
         let customer = r
             .opt_str(&ROOT, "customer", "customer")?
-            .map(|s| s.parse::<DocId>().map_err(|_| Rejection::new("invalid_id", "Field 'customer' must be a record id (UUID).")))
+            .map(|s| {
+                s.parse::<DocId>().map_err(|_| {
+                    Rejection::new("invalid_id", "Field 'customer' must be a record id (UUID).")
+                })
+            })
             .transpose()?;
         let mut sites = Vec::new();
         if let Some(map) = r.opt_obj(&ROOT, "sites", "sites", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("sites.{key}");
-                let Some(s) = r.opt_obj(&map, &key, &path, ObjType::Map)? else { continue };
+                let Some(s) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
+                    continue;
+                };
                 sites.push(Site {
                     id: key.clone(),
                     name: r.req_str(&s, "name", &format!("{path}.name"))?,
@@ -116,19 +125,28 @@ impl Project {
             for key in r.keys(&map) {
                 let path = format!("members.{key}");
                 let role = r.req_str(&map, &key, &path)?;
-                members.push(Member { user: parse_user(&key, &path)?, role: role.parse()? });
+                members.push(Member {
+                    user: parse_user(&key, &path)?,
+                    role: role.parse()?,
+                });
             }
         }
         let mut milestones = Vec::new();
         if let Some(map) = r.opt_obj(&ROOT, "milestones", "milestones", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("milestones.{key}");
-                let Some(m) = r.opt_obj(&map, &key, &path, ObjType::Map)? else { continue };
+                let Some(m) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
+                    continue;
+                };
                 milestones.push(Milestone {
                     id: key.clone(),
                     name: r.req_str(&m, "name", &format!("{path}.name"))?,
                     due: r.opt_str(&m, "due", &format!("{path}.due"))?,
-                    status: r.opt_str(&m, "status", &format!("{path}.status"))?.as_deref().unwrap_or("pending").parse()?,
+                    status: r
+                        .opt_str(&m, "status", &format!("{path}.status"))?
+                        .as_deref()
+                        .unwrap_or("pending")
+                        .parse()?,
                 });
             }
         }
@@ -137,7 +155,11 @@ impl Project {
             customer,
             name: r.req_str(&ROOT, "name", "name")?,
             code: r.opt_str(&ROOT, "code", "code")?,
-            status: r.opt_str(&ROOT, "status", "status")?.as_deref().unwrap_or("planned").parse()?,
+            status: r
+                .opt_str(&ROOT, "status", "status")?
+                .as_deref()
+                .unwrap_or("planned")
+                .parse()?,
             created_by: parse_user(&r.req_str(&ROOT, "created_by", "created_by")?, "created_by")?,
             sites,
             members,
@@ -183,8 +205,14 @@ impl Project {
     }
 }
 
-fn read_fence<D: ReadDoc>(r: &mut Reader<'_, D>, site: &ObjId, path: &str) -> Result<Option<Geofence>, Rejection> {
-    let Some(f) = r.opt_obj(site, "geofence", path, ObjType::Map)? else { return Ok(None) };
+fn read_fence<D: ReadDoc>(
+    r: &mut Reader<'_, D>,
+    site: &ObjId,
+    path: &str,
+) -> Result<Option<Geofence>, Rejection> {
+    let Some(f) = r.opt_obj(site, "geofence", path, ObjType::Map)? else {
+        return Ok(None);
+    };
     let shape = r.req_str(&f, "shape", &format!("{path}.shape"))?;
     match shape.as_str() {
         "circle" => {
@@ -192,20 +220,42 @@ fn read_fence<D: ReadDoc>(r: &mut Reader<'_, D>, site: &ObjId, path: &str) -> Re
             let lon = r.opt_f64(&f, "lon", &format!("{path}.lon"))?;
             let radius = r.opt_f64(&f, "radius_m", &format!("{path}.radius_m"))?;
             match (lat, lon, radius) {
-                (Some(lat), Some(lon), Some(radius_m)) => Ok(Some(Geofence::Circle { center: GeoPoint { lat, lon }, radius_m })),
-                _ => Err(Rejection::new("invalid_geofence", format!("The circle geofence '{path}' needs lat, lon and radius_m."))),
+                (Some(lat), Some(lon), Some(radius_m)) => Ok(Some(Geofence::Circle {
+                    center: GeoPoint { lat, lon },
+                    radius_m,
+                })),
+                _ => Err(Rejection::new(
+                    "invalid_geofence",
+                    format!("The circle geofence '{path}' needs lat, lon and radius_m."),
+                )),
             }
         }
         "polygon" => {
-            let Some(list) = r.opt_obj(&f, "points", &format!("{path}.points"), ObjType::List)? else {
-                return Err(Rejection::new("invalid_geofence", format!("The polygon geofence '{path}' has no points.")));
+            let Some(list) = r.opt_obj(&f, "points", &format!("{path}.points"), ObjType::List)?
+            else {
+                return Err(Rejection::new(
+                    "invalid_geofence",
+                    format!("The polygon geofence '{path}' has no points."),
+                ));
             };
             let mut points = Vec::new();
-            for (i, p) in r.list_maps(&list, &format!("{path}.points"))?.into_iter().enumerate() {
+            for (i, p) in r
+                .list_maps(&list, &format!("{path}.points"))?
+                .into_iter()
+                .enumerate()
+            {
                 let pp = format!("{path}.points[{i}]");
-                match (r.opt_f64(&p, "lat", &format!("{pp}.lat"))?, r.opt_f64(&p, "lon", &format!("{pp}.lon"))?) {
+                match (
+                    r.opt_f64(&p, "lat", &format!("{pp}.lat"))?,
+                    r.opt_f64(&p, "lon", &format!("{pp}.lon"))?,
+                ) {
                     (Some(lat), Some(lon)) => points.push(GeoPoint { lat, lon }),
-                    _ => return Err(Rejection::new("invalid_geofence", format!("Point '{pp}' needs lat and lon."))),
+                    _ => {
+                        return Err(Rejection::new(
+                            "invalid_geofence",
+                            format!("Point '{pp}' needs lat and lon."),
+                        ));
+                    }
                 }
             }
             Ok(Some(Geofence::Polygon { points }))
@@ -217,7 +267,11 @@ fn read_fence<D: ReadDoc>(r: &mut Reader<'_, D>, site: &ObjId, path: &str) -> Re
     }
 }
 
-fn write_fence<T: Transactable>(tx: &mut T, site: &ObjId, fence: Option<&Geofence>) -> Result<(), AutomergeError> {
+fn write_fence<T: Transactable>(
+    tx: &mut T,
+    site: &ObjId,
+    fence: Option<&Geofence>,
+) -> Result<(), AutomergeError> {
     // A geofence is replaced as a whole when it changes: half of one phone's polygon merged
     // with half of another's would be nobody's fence.
     let current = {

@@ -1,0 +1,188 @@
+//! The running server: shared state, the router with its limits, graceful shutdown, and the
+//! admin operations the CLI and the demo seeding share.
+
+use crate::auth::{self, Tokens};
+use crate::store::{Store, StoreError, Tenant, User};
+use fieldsync_sync::{DeviceId, Role, TenantId, UserId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// Something live connections must hear about.
+#[derive(Clone, Debug)]
+pub enum LiveEvent {
+    /// The tenant's log advanced to `seq`.
+    Changed { tenant: TenantId, seq: i64 },
+    /// A device, or every device of a user, lost access.
+    Revoked {
+        tenant: TenantId,
+        device: Option<DeviceId>,
+        user: Option<UserId>,
+        reason: String,
+    },
+}
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub tokens: Tokens,
+    pub live: broadcast::Sender<LiveEvent>,
+}
+
+impl AppState {
+    pub async fn new(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let secret = store.signing_secret().await?;
+        let (live, _) = broadcast::channel(1024);
+        Ok(Self {
+            store,
+            tokens: Tokens::new(&secret, auth::ACCESS_TTL_SECS),
+            live,
+        })
+    }
+
+    /// Tells live connections; nobody listening is fine.
+    pub fn announce(&self, event: LiveEvent) {
+        let _ = self.live.send(event);
+    }
+}
+
+/// A server bound to a port, serving until the shutdown future resolves.
+pub struct Server {
+    pub addr: SocketAddr,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Binds `listen` (port 0 for any free port) and starts serving in the background.
+    pub async fn start(state: AppState, listen: SocketAddr) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::http::router(state);
+        let handle = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Ok(Server {
+            addr,
+            handle,
+            shutdown: Some(tx),
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.handle.await;
+    }
+
+    /// Waits until the server ends.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.handle
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Why an admin operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no tenant '{0}'")]
+    NoTenant(String),
+    #[error("no user '{0}' in this tenant")]
+    NoUser(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn tenant(store: &dyn Store, slug: &str) -> Result<Tenant, AdminError> {
+    store
+        .tenant_by_slug(slug)
+        .await?
+        .ok_or_else(|| AdminError::NoTenant(slug.to_owned()))
+}
+
+fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// Creates a tenant; the slug is what people type at login.
+pub async fn create_tenant(
+    store: &dyn Store,
+    slug: &str,
+    name: Option<&str>,
+) -> Result<Tenant, AdminError> {
+    if !valid_slug(slug) {
+        return Err(AdminError::Invalid(format!(
+            "'{slug}' is not a valid tenant slug: use lower-case letters, digits and '-'."
+        )));
+    }
+    Ok(store.create_tenant(slug, name.unwrap_or(slug)).await?)
+}
+
+/// Creates a user. A manager given by email must be a manager (or admin) of the same tenant.
+pub async fn create_user(
+    store: &dyn Store,
+    tenant: TenantId,
+    email: &str,
+    password: &str,
+    role: Role,
+    manager_email: Option<&str>,
+) -> Result<User, AdminError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(AdminError::Invalid(format!(
+            "'{email}' is not an email address."
+        )));
+    }
+    if password.chars().count() < 8 {
+        return Err(AdminError::Invalid(
+            "A password needs at least 8 characters.".into(),
+        ));
+    }
+    let manager = match manager_email {
+        None => None,
+        Some(m) => {
+            let m = store
+                .user_by_email(tenant, &m.trim().to_lowercase())
+                .await?
+                .ok_or_else(|| AdminError::NoUser(m.to_owned()))?;
+            if m.role != Role::Manager {
+                return Err(AdminError::Invalid(format!(
+                    "{} is a {}, not a manager.",
+                    m.email, m.role
+                )));
+            }
+            Some(m.id)
+        }
+    };
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| AdminError::Invalid(e.to_string()))?
+        .map_err(|e| AdminError::Invalid(format!("cannot hash password: {e}")))?;
+    Ok(store
+        .create_user(tenant, &email, &hash, role, manager)
+        .await?)
+}

@@ -1,0 +1,183 @@
+//! `fieldsync serve --demo`: a demo tenant with one user of every role and a few customers and
+//! projects, written through the same push path phones use.
+
+use crate::app::{self, AdminError};
+use crate::store::{PushItem, Store};
+use automerge::ActorId;
+use fieldsync_sync::merge::Incoming;
+use fieldsync_sync::record::customer::{Contact, Lifecycle, Tier};
+use fieldsync_sync::record::project::{
+    Geofence, Member, Milestone, MilestoneStatus, ProjectRole, ProjectStatus, Site,
+};
+use fieldsync_sync::{Caller, Customer, DeviceId, GeoPoint, Project, Record, Role};
+
+pub const DEMO_TENANT: &str = "demo";
+pub const DEMO_PASSWORD: &str = "fieldsync-demo";
+
+/// The demo accounts: (email, role, manager email).
+pub const DEMO_USERS: [(&str, Role, Option<&str>); 6] = [
+    ("admin@demo.test", Role::Admin, None),
+    ("manager@demo.test", Role::Manager, None),
+    ("rep1@demo.test", Role::FieldRep, Some("manager@demo.test")),
+    ("rep2@demo.test", Role::FieldRep, Some("manager@demo.test")),
+    ("site@demo.test", Role::SiteManager, None),
+    ("hr@demo.test", Role::Hr, None),
+];
+
+fn changes(record: &Record) -> Result<Vec<Vec<u8>>, AdminError> {
+    let doc = record
+        .to_new_doc(ActorId::random())
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok(doc
+        .get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect())
+}
+
+async fn push_as(
+    store: &dyn Store,
+    caller: &Caller,
+    records: Vec<Record>,
+) -> Result<(), AdminError> {
+    let mut items = Vec::new();
+    for r in records {
+        items.push(PushItem::Apply(Incoming {
+            doc_id: r.id(),
+            kind: r.kind(),
+            changes: changes(&r)?,
+        }));
+    }
+    let out = store
+        .push(caller, DeviceId::new(), uuid::Uuid::now_v7(), items)
+        .await?;
+    for r in out.response.results {
+        if let fieldsync_sync::protocol::PushResult::Rejected { error, .. } = r {
+            return Err(AdminError::Invalid(format!(
+                "demo record rejected: {error}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Seeds the demo tenant unless it exists. Returns whether it seeded.
+pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
+    if store.tenant_by_slug(DEMO_TENANT).await?.is_some() {
+        return Ok(false);
+    }
+    let tenant = app::create_tenant(store, DEMO_TENANT, Some("Demo Field Services Ltd")).await?;
+    let mut ids = std::collections::HashMap::new();
+    for (email, role, manager) in DEMO_USERS {
+        let u = app::create_user(store, tenant.id, email, DEMO_PASSWORD, role, manager).await?;
+        ids.insert(email, u.id);
+    }
+    let who = |email: &str, role| Caller {
+        tenant: tenant.id,
+        user: ids[email],
+        role,
+    };
+    let rep1 = ids["rep1@demo.test"];
+    let rep2 = ids["rep2@demo.test"];
+    let site = ids["site@demo.test"];
+
+    let mut acme = Customer::new("Acme Trading Co.", rep1);
+    acme.phone = Some("+86 28 8555 0101".into());
+    acme.address = Some("1 Renmin South Road, Chengdu".into());
+    acme.location = Some(GeoPoint {
+        lat: 30.6586,
+        lon: 104.0648,
+    });
+    acme.tier = Some(Tier::Gold);
+    acme.lifecycle = Lifecycle::Active;
+    acme.contacts = vec![Contact {
+        id: "buyer".into(),
+        name: "Li Wei".into(),
+        title: Some("Purchasing manager".into()),
+        phone: Some("+86 139 0000 1111".into()),
+        email: Some("li.wei@acme.example".into()),
+    }];
+    acme.tags = vec!["hvac".into()];
+    acme.notes = "Prefers visits before 11:00.".into();
+    let mut panda = Customer::new("Panda Hotels Group", rep1);
+    panda.location = Some(GeoPoint {
+        lat: 30.5728,
+        lon: 104.0668,
+    });
+    panda.tier = Some(Tier::Silver);
+    push_as(
+        store,
+        &who("rep1@demo.test", Role::FieldRep),
+        vec![Record::Customer(acme.clone()), Record::Customer(panda)],
+    )
+    .await?;
+
+    let mut spree = Customer::new("Spree Bau GmbH", rep2);
+    spree.location = Some(GeoPoint {
+        lat: 52.5200,
+        lon: 13.4050,
+    });
+    spree.address = Some("Alexanderplatz 1, Berlin".into());
+    spree.lifecycle = Lifecycle::Prospect;
+    push_as(
+        store,
+        &who("rep2@demo.test", Role::FieldRep),
+        vec![Record::Customer(spree)],
+    )
+    .await?;
+
+    let mut tower = Project::new("Acme HQ fit-out", site);
+    tower.customer = Some(acme.id);
+    tower.code = Some("ACME-2026-01".into());
+    tower.status = ProjectStatus::Active;
+    tower.sites = vec![Site {
+        id: "hq".into(),
+        name: "Acme HQ, Tower B".into(),
+        address: Some("8 Tianfu Avenue, Chengdu".into()),
+        timezone: "Asia/Shanghai".into(),
+        geofence: Some(Geofence::Circle {
+            center: GeoPoint {
+                lat: 30.5702,
+                lon: 104.0638,
+            },
+            radius_m: 200.0,
+        }),
+    }];
+    tower.members = vec![
+        Member {
+            user: site,
+            role: ProjectRole::SiteManager,
+        },
+        Member {
+            user: rep1,
+            role: ProjectRole::Viewer,
+        },
+    ];
+    tower.milestones = vec![Milestone {
+        id: "handover".into(),
+        name: "Handover".into(),
+        due: Some("2027-03-31".into()),
+        status: MilestoneStatus::Pending,
+    }];
+    push_as(
+        store,
+        &who("site@demo.test", Role::SiteManager),
+        vec![Record::Project(tower)],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// How to log in, for the console.
+pub fn instructions(url: &str) -> String {
+    let mut s = format!(
+        "Demo tenant '{DEMO_TENANT}' is ready at {url}. Every demo account's password is '{DEMO_PASSWORD}':\n"
+    );
+    for (email, role, _) in DEMO_USERS {
+        s.push_str(&format!("  {email:<20} {role}\n"));
+    }
+    s.push_str(&format!(
+        "Try a phone:\n  fieldsync-device --dir /tmp/phone1 login --server {url} --tenant {DEMO_TENANT} --email rep1@demo.test --password {DEMO_PASSWORD}\n  fieldsync-device --dir /tmp/phone1 sync && fieldsync-device --dir /tmp/phone1 customer list\n"
+    ));
+    s
+}

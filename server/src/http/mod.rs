@@ -1,0 +1,75 @@
+//! The HTTP API: one module per resource, each with its handlers; [`router`] puts them
+//! together with the request limits. `GET /openapi.json` describes all of it.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod live;
+pub mod openapi;
+pub mod records;
+pub mod sync;
+
+use crate::app::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use error::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/refresh", post(auth::refresh))
+        .route("/v1/me", get(auth::me))
+        .route("/v1/sync/push", post(sync::push))
+        .route("/v1/sync/pull", post(sync::pull))
+        .route("/v1/sync/repair", post(sync::repair))
+        .route("/v1/sync/repair/sync", post(sync::repair_sync))
+        .route("/v1/sync/live", get(live::live))
+        .route("/v1/customers", get(records::list_customers))
+        .route("/v1/customers/{id}", get(records::customer))
+        .route("/v1/projects", get(records::list_projects))
+        .route("/v1/projects/{id}", get(records::project))
+        .route("/v1/records/{id}", get(records::record))
+        .route(
+            "/v1/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route("/v1/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/v1/admin/devices", get(admin::list_devices))
+        .route("/v1/admin/devices/{id}/revoke", post(admin::revoke_device))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(
+            fieldsync_sync::protocol::MAX_REQUEST_BYTES,
+        ))
+        .with_state(state)
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<serde_json::Value> {
+    Json(
+        serde_json::json!({ "status": "ok", "backend": state.store.backend(), "protocol": fieldsync_sync::protocol::PROTOCOL_VERSION }),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no_such_route",
+        "There is no such API route; see /openapi.json.",
+    )
+}
+
+/// Parses an id from a path segment.
+pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("'{raw}' is not a valid {what} id (UUID)."),
+        )
+    })
+}

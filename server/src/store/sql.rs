@@ -1,0 +1,1120 @@
+//! The SQL both backends accept, written once. [`impl_store!`] expands it for a concrete
+//! `sqlx::Database`; the backend files supply `connect`, `run_migrations` and `begin_write`
+//! (how a write transaction takes the tenant's lock), which is all that differs.
+//!
+//! The pure parts of a push (deciding each document, building log entries and projection rows)
+//! are plain functions below the macro, so they are compiled and tested once.
+
+use super::{PushItem, StoreError, UserDirectory};
+use fieldsync_sync::access::{Caller, Directory};
+use fieldsync_sync::merge::{Outcome, apply_incoming};
+use fieldsync_sync::protocol::{B64, PushResult, heads_to_strings};
+use fieldsync_sync::record::project::Geofence;
+use fieldsync_sync::{Conflict, Record, Rejection, UserId};
+use std::collections::{BTreeSet, HashMap};
+
+/// Rows per multi-row INSERT: well under both databases' bound-parameter limits.
+pub(super) const CHUNK: usize = 400;
+
+/// The SQL condition "the caller may read the document whose id is `col`", with `$1` the
+/// tenant, `$2` the caller and `$3` whether the caller is an admin. Mirrors
+/// `fieldsync_sync::access::can_read`.
+pub(super) fn readable(col: &str) -> String {
+    format!(
+        "($3 OR EXISTS (SELECT 1 FROM doc_access a WHERE a.tenant_id = $1 AND a.doc_id = {col} \
+         AND (a.user_id = $2 OR a.user_id IN (SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.manager_id = $2))))"
+    )
+}
+
+/// A log entry to append.
+pub(super) struct LogEntry {
+    pub entry: &'static str,
+    pub user: Option<String>,
+    pub data: Option<Vec<u8>>,
+}
+
+/// Everything one accepted document writes.
+pub(super) struct DocWrite {
+    pub doc_id: String,
+    pub kind: &'static str,
+    pub snapshot: Vec<u8>,
+    pub heads: String,
+    /// The new principal set, when it changed (or the document is new).
+    pub principals: Option<Vec<String>>,
+    pub log: Vec<LogEntry>,
+    pub record: Record,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// One document's decision: its answer, and what to write if anything.
+pub(super) struct Decision {
+    pub result: PushResult,
+    pub write: Option<DocWrite>,
+}
+
+fn with_managers(users: &BTreeSet<UserId>, dir: &dyn Directory) -> BTreeSet<UserId> {
+    let mut out = users.clone();
+    out.extend(users.iter().filter_map(|u| dir.manager_of(*u)));
+    out
+}
+
+/// Decides every document of a push. Pure and CPU-bound: the caller runs it off the async
+/// runtime.
+pub(super) fn decide(
+    items: Vec<PushItem>,
+    stored: &HashMap<String, Vec<u8>>,
+    caller: &Caller,
+    dir: &UserDirectory,
+) -> Vec<Decision> {
+    items
+        .into_iter()
+        .map(|item| {
+            let inc = match item {
+                PushItem::Refused(result) => {
+                    return Decision {
+                        result,
+                        write: None,
+                    };
+                }
+                PushItem::Apply(inc) => inc,
+            };
+            let id = inc.doc_id.as_string();
+            match apply_incoming(stored.get(&id).map(Vec::as_slice), &inc, caller, dir) {
+                Outcome::Accepted(acc) => {
+                    let heads = heads_to_strings(&acc.heads);
+                    let result = PushResult::Accepted {
+                        doc_id: inc.doc_id,
+                        heads: heads.clone(),
+                    };
+                    if acc.new_changes.is_empty() {
+                        return Decision {
+                            result,
+                            write: None,
+                        };
+                    }
+                    let before: BTreeSet<UserId> = acc.principals_before.iter().copied().collect();
+                    let after: BTreeSet<UserId> = acc.record.principals().into_iter().collect();
+                    let mut log = Vec::new();
+                    let principals_changed = acc.created || before != after;
+                    if !acc.created && before != after {
+                        // Access moved: whoever (or whose manager) newly reads it gets the whole
+                        // document, before the changes; whoever no longer does is told to drop it.
+                        let gained =
+                            with_managers(&after.difference(&before).copied().collect(), dir);
+                        for u in &gained {
+                            log.push(LogEntry {
+                                entry: "grant",
+                                user: Some(u.as_string()),
+                                data: None,
+                            });
+                        }
+                        let lost =
+                            with_managers(&before.difference(&after).copied().collect(), dir);
+                        log.push(LogEntry {
+                            entry: "changes",
+                            user: None,
+                            data: Some(super::frame_changes(&acc.new_changes)),
+                        });
+                        for u in lost.difference(&gained) {
+                            log.push(LogEntry {
+                                entry: "revoke",
+                                user: Some(u.as_string()),
+                                data: None,
+                            });
+                        }
+                    } else {
+                        log.push(LogEntry {
+                            entry: "changes",
+                            user: None,
+                            data: Some(super::frame_changes(&acc.new_changes)),
+                        });
+                    }
+                    Decision {
+                        result,
+                        write: Some(DocWrite {
+                            doc_id: id,
+                            kind: inc.kind.as_str(),
+                            snapshot: acc.snapshot,
+                            heads: serde_json::to_string(&heads).unwrap_or_else(|_| "[]".into()),
+                            principals: principals_changed
+                                .then(|| after.iter().map(|u| u.as_string()).collect()),
+                            log,
+                            record: acc.record,
+                            conflicts: acc.conflicts,
+                        }),
+                    }
+                }
+                Outcome::Rejected { error, heads, doc } => Decision {
+                    result: PushResult::Rejected {
+                        doc_id: inc.doc_id,
+                        error,
+                        heads: heads_to_strings(&heads),
+                        doc: doc.map(B64),
+                    },
+                    write: None,
+                },
+                Outcome::MissingDeps { missing, heads } => Decision {
+                    result: PushResult::MissingDeps {
+                        doc_id: inc.doc_id,
+                        missing: heads_to_strings(&missing),
+                        heads: heads_to_strings(&heads),
+                    },
+                    write: None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Turns an accepted project whose customer does not exist into a rejection.
+pub(super) fn reject_unknown_customer(d: &mut Decision) {
+    if let (PushResult::Accepted { doc_id, .. }, Some(_)) = (&d.result, &d.write) {
+        d.result = PushResult::Rejected {
+            doc_id: *doc_id,
+            error: Rejection::new(
+                "unknown_customer",
+                "The project's customer does not exist in this company.",
+            ),
+            heads: Vec::new(),
+            doc: None,
+        };
+        d.write = None;
+    }
+}
+
+/// A site's geofence as projection columns: shape, centre lat, centre lon, radius, polygon JSON.
+pub(super) fn fence_columns(
+    f: Option<&Geofence>,
+) -> (
+    Option<&'static str>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+) {
+    match f {
+        None => (None, None, None, None, None),
+        Some(Geofence::Circle { center, radius_m }) => (
+            Some("circle"),
+            Some(center.lat),
+            Some(center.lon),
+            Some(*radius_m),
+            None,
+        ),
+        Some(Geofence::Polygon { points }) => (
+            Some("polygon"),
+            None,
+            None,
+            None,
+            Some(
+                serde_json::to_string(&points.iter().map(|p| [p.lat, p.lon]).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+        ),
+    }
+}
+
+pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Expands the shared SQL into `impl Store for $store` over the database `$db`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        use $crate::store::sql::{self, CHUNK, DocWrite, readable};
+        use $crate::store::*;
+        use fieldsync_sync::access::{Caller, Role};
+        use fieldsync_sync::merge::Incoming;
+        use fieldsync_sync::protocol::{B64, Cursor, PullItem, PullResponse, PushResponse, RepairItem, RepairResponse, PROTOCOL_VERSION};
+        use fieldsync_sync::{DeviceId, DocId, Record, RecordKind, TenantId, UserId};
+        use sqlx::{QueryBuilder, Row};
+        use std::collections::{HashMap, HashSet};
+
+        type Tx = sqlx::Transaction<'static, $db>;
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T> {
+            s.parse().map_err(|_| StoreError::Corrupt(format!("bad id '{s}'")))
+        }
+
+        fn user_from_row(r: &DbRow) -> Result<User> {
+            let role: String = r.try_get("role")?;
+            let manager: Option<String> = r.try_get("manager_id")?;
+            Ok(User {
+                tenant: parse_id(&r.try_get::<String, _>("tenant_id")?)?,
+                id: parse_id(&r.try_get::<String, _>("id")?)?,
+                email: r.try_get("email")?,
+                password_hash: r.try_get("password_hash")?,
+                role: role.parse().map_err(sql::corrupt)?,
+                manager: manager.map(|m| parse_id(&m)).transpose()?,
+                disabled: r.try_get("disabled")?,
+            })
+        }
+
+        fn device_from_row(r: &DbRow) -> Result<Device> {
+            Ok(Device {
+                tenant: parse_id(&r.try_get::<String, _>("tenant_id")?)?,
+                id: parse_id(&r.try_get::<String, _>("id")?)?,
+                user: parse_id(&r.try_get::<String, _>("user_id")?)?,
+                name: r.try_get("name")?,
+                revoked: r.try_get("revoked")?,
+            })
+        }
+
+        async fn load_directory(tx: &mut Tx, tenant: &str) -> Result<UserDirectory> {
+            let rows = sqlx::query("SELECT id, role, manager_id, disabled FROM users WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut map = HashMap::with_capacity(rows.len());
+            for r in rows {
+                let id: UserId = parse_id(&r.try_get::<String, _>("id")?)?;
+                let role: Role = r.try_get::<String, _>("role")?.parse().map_err(sql::corrupt)?;
+                let manager: Option<String> = r.try_get("manager_id")?;
+                let manager = manager.map(|m| parse_id(&m)).transpose()?;
+                map.insert(id, (role, manager, r.try_get::<bool, _>("disabled")?));
+            }
+            Ok(UserDirectory(map))
+        }
+
+        /// Loads `column` of the given documents, keyed by doc id.
+        async fn load_docs(tx: &mut Tx, tenant: &str, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+            let mut out = HashMap::with_capacity(ids.len());
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("SELECT doc_id, snapshot FROM documents WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND doc_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                for r in qb.build().fetch_all(&mut **tx).await? {
+                    out.insert(r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?);
+                }
+            }
+            Ok(out)
+        }
+
+        /// Which of `ids` exist as customers (stored, or accepted in this same push).
+        async fn existing_customers(tx: &mut Tx, tenant: &str, ids: &[String]) -> Result<HashSet<String>> {
+            let mut out = HashSet::new();
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("SELECT doc_id FROM documents WHERE kind = 'customer' AND tenant_id = ");
+                qb.push_bind(tenant).push(" AND doc_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                for r in qb.build().fetch_all(&mut **tx).await? {
+                    out.insert(r.try_get::<String, _>("doc_id")?);
+                }
+            }
+            Ok(out)
+        }
+
+        async fn delete_for_docs(tx: &mut Tx, table: &str, id_col: &str, tenant: &str, ids: &[&str]) -> Result<()> {
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
+                qb.push_bind(tenant).push(format!(" AND {id_col} IN ("));
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                qb.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Writes the accepted documents: snapshots, access rows, log entries and projections.
+        async fn write_docs(tx: &mut Tx, tenant: &str, writes: &[&DocWrite], first_seq: i64, now: i64) -> Result<()> {
+            let mut seq = first_seq;
+            let mut log_rows = Vec::new();
+            let mut doc_seq = Vec::with_capacity(writes.len());
+            for w in writes {
+                for e in &w.log {
+                    log_rows.push((seq, *w, e));
+                    seq += 1;
+                }
+                doc_seq.push(seq - 1);
+            }
+            for (chunk, seqs) in writes.chunks(CHUNK).zip(doc_seq.chunks(CHUNK)) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO documents (tenant_id, doc_id, kind, snapshot, heads, created_at, updated_at, updated_seq) ",
+                );
+                qb.push_values(chunk.iter().zip(seqs), |mut b, (w, s)| {
+                    b.push_bind(tenant).push_bind(w.doc_id.as_str()).push_bind(w.kind).push_bind(w.snapshot.as_slice())
+                        .push_bind(w.heads.as_str()).push_bind(now).push_bind(now).push_bind(*s);
+                });
+                qb.push(
+                    " ON CONFLICT (tenant_id, doc_id) DO UPDATE SET snapshot = excluded.snapshot, heads = excluded.heads, \
+                     updated_at = excluded.updated_at, updated_seq = excluded.updated_seq",
+                );
+                qb.build().execute(&mut **tx).await?;
+            }
+            for chunk in log_rows.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO change_log (tenant_id, seq, doc_id, kind, entry, user_id, data, created_at) ");
+                qb.push_values(chunk, |mut b, (s, w, e)| {
+                    b.push_bind(tenant).push_bind(*s).push_bind(w.doc_id.as_str()).push_bind(w.kind).push_bind(e.entry)
+                        .push_bind(e.user.as_deref()).push_bind(e.data.as_deref()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            // Access rows.
+            let moved: Vec<&DocWrite> = writes.iter().copied().filter(|w| w.principals.is_some()).collect();
+            let moved_ids: Vec<&str> = moved.iter().map(|w| w.doc_id.as_str()).collect();
+            delete_for_docs(tx, "doc_access", "doc_id", tenant, &moved_ids).await?;
+            let access: Vec<(&str, &String)> = moved
+                .iter()
+                .flat_map(|w| w.principals.iter().flatten().map(move |u| (w.doc_id.as_str(), u)))
+                .collect();
+            for chunk in access.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO doc_access (tenant_id, doc_id, user_id) ");
+                qb.push_values(chunk, |mut b, (d, u)| {
+                    b.push_bind(tenant).push_bind(*d).push_bind(u.as_str());
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            // Projections: replace the rows of every written record.
+            let customers: Vec<(&DocWrite, &fieldsync_sync::Customer)> = writes
+                .iter()
+                .filter_map(|w| match &w.record { Record::Customer(c) => Some((*w, c)), _ => None })
+                .collect();
+            let projects: Vec<(&DocWrite, &fieldsync_sync::Project)> = writes
+                .iter()
+                .filter_map(|w| match &w.record { Record::Project(p) => Some((*w, p)), _ => None })
+                .collect();
+            let cids: Vec<&str> = customers.iter().map(|(w, _)| w.doc_id.as_str()).collect();
+            delete_for_docs(tx, "customers", "id", tenant, &cids).await?;
+            delete_for_docs(tx, "customer_contacts", "customer_id", tenant, &cids).await?;
+            for chunk in customers.chunks(CHUNK / 2) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO customers (tenant_id, id, name, customer_kind, phone, email, address, lat, lon, tier, lifecycle, \
+                     owner_id, created_by, tags, notes, conflicts, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, (w, c)| {
+                    b.push_bind(tenant).push_bind(w.doc_id.as_str()).push_bind(c.name.as_str()).push_bind(c.customer_kind.as_str())
+                        .push_bind(c.phone.as_deref()).push_bind(c.email.as_deref()).push_bind(c.address.as_deref())
+                        .push_bind(c.location.map(|l| l.lat)).push_bind(c.location.map(|l| l.lon)).push_bind(c.tier.map(|t| t.as_str()))
+                        .push_bind(c.lifecycle.as_str()).push_bind(c.owner.as_string()).push_bind(c.created_by.as_string())
+                        .push_bind(serde_json::to_string(&c.tags).unwrap_or_default()).push_bind(c.notes.as_str())
+                        .push_bind(serde_json::to_string(&w.conflicts).unwrap_or_default()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let contacts: Vec<(&str, &fieldsync_sync::Contact)> =
+                customers.iter().flat_map(|(w, c)| c.contacts.iter().map(move |k| (w.doc_id.as_str(), k))).collect();
+            for chunk in contacts.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO customer_contacts (tenant_id, customer_id, contact_id, name, title, phone, email) ");
+                qb.push_values(chunk, |mut b, (cid, k)| {
+                    b.push_bind(tenant).push_bind(*cid).push_bind(k.id.as_str()).push_bind(k.name.as_str())
+                        .push_bind(k.title.as_deref()).push_bind(k.phone.as_deref()).push_bind(k.email.as_deref());
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let pids: Vec<&str> = projects.iter().map(|(w, _)| w.doc_id.as_str()).collect();
+            for (table, col) in [("projects", "id"), ("project_sites", "project_id"), ("project_members", "project_id"), ("project_milestones", "project_id")] {
+                delete_for_docs(tx, table, col, tenant, &pids).await?;
+            }
+            for chunk in projects.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO projects (tenant_id, id, customer_id, name, code, status, created_by, updated_at) ");
+                qb.push_values(chunk, |mut b, (w, p)| {
+                    b.push_bind(tenant).push_bind(w.doc_id.as_str()).push_bind(p.customer.map(|c| c.as_string()))
+                        .push_bind(p.name.as_str()).push_bind(p.code.as_deref()).push_bind(p.status.as_str())
+                        .push_bind(p.created_by.as_string()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let sites: Vec<(&str, &fieldsync_sync::Site)> =
+                projects.iter().flat_map(|(w, p)| p.sites.iter().map(move |s| (w.doc_id.as_str(), s))).collect();
+            for chunk in sites.chunks(CHUNK / 2) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO project_sites (tenant_id, project_id, site_id, name, address, timezone, fence_shape, center_lat, center_lon, radius_m, polygon) ",
+                );
+                qb.push_values(chunk, |mut b, (pid, s)| {
+                    let (shape, lat, lon, radius, polygon) = sql::fence_columns(s.geofence.as_ref());
+                    b.push_bind(tenant).push_bind(*pid).push_bind(s.id.as_str()).push_bind(s.name.as_str()).push_bind(s.address.as_deref())
+                        .push_bind(s.timezone.as_str()).push_bind(shape).push_bind(lat).push_bind(lon).push_bind(radius).push_bind(polygon);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let members: Vec<(&str, &fieldsync_sync::Member)> =
+                projects.iter().flat_map(|(w, p)| p.members.iter().map(move |m| (w.doc_id.as_str(), m))).collect();
+            for chunk in members.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO project_members (tenant_id, project_id, user_id, role) ");
+                qb.push_values(chunk, |mut b, (pid, m)| {
+                    b.push_bind(tenant).push_bind(*pid).push_bind(m.user.as_string()).push_bind(m.role.as_str());
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let milestones: Vec<(&str, &fieldsync_sync::Milestone)> =
+                projects.iter().flat_map(|(w, p)| p.milestones.iter().map(move |m| (w.doc_id.as_str(), m))).collect();
+            for chunk in milestones.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO project_milestones (tenant_id, project_id, milestone_id, name, due, status) ");
+                qb.push_values(chunk, |mut b, (pid, m)| {
+                    b.push_bind(tenant).push_bind(*pid).push_bind(m.id.as_str()).push_bind(m.name.as_str())
+                        .push_bind(m.due.as_deref()).push_bind(m.status.as_str());
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        fn customer_from_row(r: &DbRow, contacts: Vec<ContactRow>) -> Result<CustomerRow> {
+            let tags: String = r.try_get("tags")?;
+            let conflicts: String = r.try_get("conflicts")?;
+            Ok(CustomerRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                customer_kind: r.try_get("customer_kind")?,
+                phone: r.try_get("phone")?,
+                email: r.try_get("email")?,
+                address: r.try_get("address")?,
+                lat: r.try_get("lat")?,
+                lon: r.try_get("lon")?,
+                tier: r.try_get("tier")?,
+                lifecycle: r.try_get("lifecycle")?,
+                owner_id: r.try_get("owner_id")?,
+                tags: serde_json::from_str(&tags).map_err(sql::corrupt)?,
+                notes: r.try_get("notes")?,
+                conflicts: serde_json::from_str(&conflicts).map_err(sql::corrupt)?,
+                contacts,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<()> {
+                self.run_migrations().await
+            }
+
+            async fn signing_secret(&self) -> Result<Vec<u8>> {
+                use rand::RngCore;
+                let mut fresh = [0u8; 32];
+                rand::rng().fill_bytes(&mut fresh);
+                let hex: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+                sqlx::query("INSERT INTO settings (key, value) VALUES ('jwt_secret', $1) ON CONFLICT (key) DO NOTHING")
+                    .bind(&hex)
+                    .execute(&self.pool)
+                    .await?;
+                let row = sqlx::query("SELECT value FROM settings WHERE key = 'jwt_secret'").fetch_one(&self.pool).await?;
+                let value: String = row.try_get("value")?;
+                Ok(value.into_bytes())
+            }
+
+            async fn create_tenant(&self, slug: &str, name: &str) -> Result<Tenant> {
+                let id = TenantId::new();
+                let res = sqlx::query("INSERT INTO tenants (id, slug, name, log_seq, created_at) VALUES ($1, $2, $3, 0, $4)")
+                    .bind(id.as_string())
+                    .bind(slug)
+                    .bind(name)
+                    .bind(now_ms())
+                    .execute(&self.pool)
+                    .await;
+                match res {
+                    Ok(_) => Ok(Tenant { id, slug: slug.to_owned(), name: name.to_owned() }),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(format!("tenant '{slug}'"))),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+                let row = sqlx::query("SELECT id, slug, name FROM tenants WHERE slug = $1").bind(slug).fetch_optional(&self.pool).await?;
+                row.map(|r| Ok(Tenant { id: parse_id(&r.try_get::<String, _>("id")?)?, slug: r.try_get("slug")?, name: r.try_get("name")? }))
+                    .transpose()
+            }
+
+            async fn create_user(&self, tenant: TenantId, email: &str, password_hash: &str, role: Role, manager: Option<UserId>) -> Result<User> {
+                let id = UserId::new();
+                let res = sqlx::query(
+                    "INSERT INTO users (tenant_id, id, email, password_hash, role, manager_id, disabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(tenant.as_string())
+                .bind(id.as_string())
+                .bind(email)
+                .bind(password_hash)
+                .bind(role.as_str())
+                .bind(manager.map(|m| m.as_string()))
+                .bind(false)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Ok(_) => Ok(User { tenant, id, email: email.to_owned(), password_hash: password_hash.to_owned(), role, manager, disabled: false }),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(format!("user '{email}'"))),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn user_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND email = $2")
+                    .bind(tenant.as_string())
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| user_from_row(&r))
+                    .transpose()
+            }
+
+            async fn user(&self, tenant: TenantId, user: UserId) -> Result<Option<User>> {
+                sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_string())
+                    .bind(user.as_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| user_from_row(&r))
+                    .transpose()
+            }
+
+            async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+                sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY email")
+                    .bind(tenant.as_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(user_from_row)
+                    .collect()
+            }
+
+            async fn set_user_disabled(&self, tenant: TenantId, user: UserId, disabled: bool) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let t = tenant.as_string();
+                let u = user.as_string();
+                let res = sqlx::query("UPDATE users SET disabled = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(&t).bind(&u).bind(disabled).execute(&mut *tx).await?;
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {user}")));
+                }
+                if disabled {
+                    sqlx::query("UPDATE devices SET revoked = $3 WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(&t).bind(&u).bind(true).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2")
+                        .bind(&t).bind(&u).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn register_device(&self, tenant: TenantId, device: DeviceId, user: UserId, name: &str) -> Result<Device> {
+                let now = now_ms();
+                sqlx::query(
+                    "INSERT INTO devices (tenant_id, id, user_id, name, revoked, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET user_id = excluded.user_id, name = excluded.name, last_seen_at = excluded.last_seen_at",
+                )
+                .bind(tenant.as_string())
+                .bind(device.as_string())
+                .bind(user.as_string())
+                .bind(name)
+                .bind(false)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                self.device(tenant, device).await?.ok_or_else(|| StoreError::NotFound(format!("device {device}")))
+            }
+
+            async fn device(&self, tenant: TenantId, device: DeviceId) -> Result<Option<Device>> {
+                sqlx::query("SELECT * FROM devices WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_string())
+                    .bind(device.as_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| device_from_row(&r))
+                    .transpose()
+            }
+
+            async fn list_devices(&self, tenant: TenantId, user: Option<UserId>) -> Result<Vec<Device>> {
+                sqlx::query("SELECT * FROM devices WHERE tenant_id = $1 AND ($2 IS NULL OR user_id = $2) ORDER BY created_at")
+                    .bind(tenant.as_string())
+                    .bind(user.map(|u| u.as_string()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(device_from_row)
+                    .collect()
+            }
+
+            async fn revoke_device(&self, tenant: TenantId, device: DeviceId) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let res = sqlx::query("UPDATE devices SET revoked = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_string()).bind(device.as_string()).bind(true).execute(&mut *tx).await?;
+                if res.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("device {device}")));
+                }
+                sqlx::query("DELETE FROM refresh_tokens WHERE tenant_id = $1 AND device_id = $2")
+                    .bind(tenant.as_string()).bind(device.as_string()).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn store_refresh_token(&self, tenant: TenantId, device: DeviceId, user: UserId, token_hash: &str, expires_at: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, tenant_id, device_id, user_id, expires_at, used_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+                )
+                .bind(token_hash)
+                .bind(tenant.as_string())
+                .bind(device.as_string())
+                .bind(user.as_string())
+                .bind(expires_at)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse> {
+                let mut tx = self.pool.begin().await?;
+                let fresh = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     RETURNING tenant_id, device_id, user_id",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(r) = fresh {
+                    let out = RefreshUse::Fresh {
+                        tenant: parse_id(&r.try_get::<String, _>("tenant_id")?)?,
+                        device: parse_id(&r.try_get::<String, _>("device_id")?)?,
+                        user: parse_id(&r.try_get::<String, _>("user_id")?)?,
+                    };
+                    tx.commit().await?;
+                    return Ok(out);
+                }
+                let spent = sqlx::query("SELECT tenant_id, device_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
+                    .bind(token_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(r) = spent else {
+                    tx.rollback().await?;
+                    return Ok(RefreshUse::Invalid);
+                };
+                let tenant: String = r.try_get("tenant_id")?;
+                let device: String = r.try_get("device_id")?;
+                sqlx::query("UPDATE devices SET revoked = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(&tenant).bind(&device).bind(true).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM refresh_tokens WHERE tenant_id = $1 AND device_id = $2 AND used_at IS NULL")
+                    .bind(&tenant).bind(&device).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(RefreshUse::Reused { tenant: parse_id(&tenant)?, device: parse_id(&device)? })
+            }
+
+            async fn session_state(&self, tenant: TenantId, user: UserId, device: DeviceId) -> Result<SessionState> {
+                let row = sqlx::query(
+                    "SELECT u.role, u.disabled, d.revoked, d.user_id FROM users u JOIN devices d ON d.tenant_id = u.tenant_id AND d.id = $3 \
+                     WHERE u.tenant_id = $1 AND u.id = $2",
+                )
+                .bind(tenant.as_string())
+                .bind(user.as_string())
+                .bind(device.as_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(r) = row else { return Ok(SessionState::Unknown) };
+                if r.try_get::<bool, _>("disabled")? {
+                    return Ok(SessionState::UserDisabled);
+                }
+                if r.try_get::<bool, _>("revoked")? || r.try_get::<String, _>("user_id")? != user.as_string() {
+                    return Ok(SessionState::DeviceRevoked);
+                }
+                let role: String = r.try_get("role")?;
+                Ok(SessionState::Active { role: role.parse().map_err(sql::corrupt)? })
+            }
+
+            async fn push(&self, caller: &Caller, device: DeviceId, batch_id: uuid::Uuid, items: Vec<PushItem>) -> Result<PushOutcome> {
+                let tenant = caller.tenant.as_string();
+                let mut tx = self.begin_write(&tenant).await?;
+                let previous = sqlx::query("SELECT response FROM push_batches WHERE tenant_id = $1 AND device_id = $2 AND batch_id = $3")
+                    .bind(&tenant)
+                    .bind(device.as_string())
+                    .bind(batch_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(r) = previous {
+                    let text: String = r.try_get("response")?;
+                    tx.rollback().await?;
+                    let response: PushResponse = serde_json::from_str(&text).map_err(sql::corrupt)?;
+                    return Ok(PushOutcome { response, new_seq: None });
+                }
+                let dir = load_directory(&mut tx, &tenant).await?;
+                let ids: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i { PushItem::Apply(Incoming { doc_id, .. }) => Some(doc_id.as_string()), _ => None })
+                    .collect();
+                let stored = load_docs(&mut tx, &tenant, &ids).await?;
+                let who = caller.clone();
+                let mut decisions = tokio::task::spawn_blocking(move || sql::decide(items, &stored, &who, &dir))
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))?;
+
+                // A project must name a customer of this tenant (stored, or created in this push).
+                let referenced: Vec<String> = decisions
+                    .iter()
+                    .filter_map(|d| match d.write.as_ref().map(|w| &w.record) {
+                        Some(Record::Project(p)) => p.customer.map(|c| c.as_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if !referenced.is_empty() {
+                    let mut known = existing_customers(&mut tx, &tenant, &referenced).await?;
+                    known.extend(decisions.iter().filter_map(|d| match d.write.as_ref().map(|w| &w.record) {
+                        Some(Record::Customer(c)) => Some(c.id.as_string()),
+                        _ => None,
+                    }));
+                    for d in decisions.iter_mut() {
+                        let missing = match d.write.as_ref().map(|w| &w.record) {
+                            Some(Record::Project(p)) => p.customer.is_some_and(|c| !known.contains(&c.as_string())),
+                            _ => false,
+                        };
+                        if missing {
+                            sql::reject_unknown_customer(d);
+                        }
+                    }
+                }
+
+                let writes: Vec<&DocWrite> = decisions.iter().filter_map(|d| d.write.as_ref()).collect();
+                let entries: i64 = writes.iter().map(|w| w.log.len() as i64).sum();
+                let now = now_ms();
+                let mut new_seq = None;
+                if entries > 0 {
+                    let row = sqlx::query("UPDATE tenants SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
+                        .bind(&tenant)
+                        .bind(entries)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let last: i64 = row.try_get("log_seq")?;
+                    write_docs(&mut tx, &tenant, &writes, last - entries + 1, now).await?;
+                    new_seq = Some(last);
+                }
+                let response = PushResponse { v: PROTOCOL_VERSION, batch_id, results: decisions.into_iter().map(|d| d.result).collect() };
+                sqlx::query("INSERT INTO push_batches (tenant_id, device_id, batch_id, response, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&tenant)
+                    .bind(device.as_string())
+                    .bind(batch_id.to_string())
+                    .bind(serde_json::to_string(&response).map_err(sql::corrupt)?)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                // Durable before acknowledged: the answer leaves only after this commit.
+                tx.commit().await?;
+                Ok(PushOutcome { response, new_seq })
+            }
+
+            async fn pull(&self, caller: &Caller, cursor: Cursor, max_bytes: u64) -> Result<PullResponse> {
+                let tenant = caller.tenant.as_string();
+                let user = caller.user.as_string();
+                let admin = caller.role == Role::Admin;
+                let head: i64 = sqlx::query("SELECT log_seq FROM tenants WHERE id = $1")
+                    .bind(&tenant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("log_seq")?;
+                let mut items = Vec::new();
+                let mut bytes: u64 = 0;
+                match cursor {
+                    Cursor::Start | Cursor::Bootstrap { .. } => {
+                        // First sync: the readable documents as they stand, compacted, in id order.
+                        let (seq, mut after) = match cursor {
+                            Cursor::Bootstrap { seq, after } => (seq, after.as_string()),
+                            _ => (head, String::new()),
+                        };
+                        let sql = format!(
+                            "SELECT d.doc_id, d.kind, d.snapshot FROM documents d WHERE d.tenant_id = $1 AND d.doc_id > $4 AND {} \
+                             ORDER BY d.doc_id LIMIT 256",
+                            readable("d.doc_id")
+                        );
+                        loop {
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(&after).fetch_all(&self.pool).await?;
+                            let full = rows.len() == 256;
+                            for r in &rows {
+                                let doc: Vec<u8> = r.try_get("snapshot")?;
+                                bytes += doc.len() as u64;
+                                after = r.try_get("doc_id")?;
+                                let kind: RecordKind = r.try_get::<String, _>("kind")?.parse().map_err(sql::corrupt)?;
+                                items.push(PullItem::Snapshot { doc_id: parse_id(&after)?, kind, doc: B64(doc) });
+                                if bytes >= max_bytes {
+                                    break;
+                                }
+                            }
+                            if bytes >= max_bytes && (full || items.len() % 256 != 0 || !rows.is_empty()) {
+                                // Page full: continue from here next time (an empty next page is harmless).
+                                let cursor = Cursor::Bootstrap { seq, after: parse_id(&after)? };
+                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: cursor.encode(), more: true });
+                            }
+                            if !full {
+                                break;
+                            }
+                        }
+                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq }.encode(), more: false })
+                    }
+                    Cursor::Log { seq } => {
+                        if seq > head {
+                            return Err(StoreError::NotFound("cursor from the future".into()));
+                        }
+                        let sql = format!(
+                            "SELECT l.seq, l.doc_id, l.kind, l.entry, l.data FROM change_log l WHERE l.tenant_id = $1 AND l.seq > $4 AND l.seq <= $5 \
+                             AND ((l.entry = 'changes' AND {}) OR (l.entry <> 'changes' AND l.user_id = $2)) ORDER BY l.seq LIMIT 512",
+                            readable("l.doc_id")
+                        );
+                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(seq).bind(head).fetch_all(&self.pool).await?;
+                        let full = rows.len() == 512;
+                        let mut last = seq;
+                        for r in &rows {
+                            if bytes >= max_bytes {
+                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: last }.encode(), more: true });
+                            }
+                            last = r.try_get("seq")?;
+                            let doc_id: DocId = parse_id(&r.try_get::<String, _>("doc_id")?)?;
+                            let kind: RecordKind = r.try_get::<String, _>("kind")?.parse().map_err(sql::corrupt)?;
+                            match r.try_get::<String, _>("entry")?.as_str() {
+                                "changes" => {
+                                    let data: Vec<u8> = r.try_get("data")?;
+                                    bytes += data.len() as u64;
+                                    let changes = unframe_changes(&data)?.into_iter().map(B64).collect();
+                                    items.push(PullItem::Changes { doc_id, kind, changes });
+                                }
+                                "grant" => {
+                                    if let Some((_, doc)) = self.readable_doc(caller, doc_id).await? {
+                                        bytes += doc.len() as u64;
+                                        items.push(PullItem::Snapshot { doc_id, kind, doc: B64(doc) });
+                                    }
+                                }
+                                _ => {
+                                    if self.readable_doc(caller, doc_id).await?.is_none() {
+                                        items.push(PullItem::Revoke { doc_id, reason: "access_removed".into() });
+                                    }
+                                }
+                            }
+                        }
+                        let cursor = if full { last } else { head };
+                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: cursor }.encode(), more: full })
+                    }
+                }
+            }
+
+            async fn repair(&self, caller: &Caller, heads: Vec<(DocId, Vec<String>)>) -> Result<RepairResponse> {
+                let tenant = caller.tenant.as_string();
+                let user = caller.user.as_string();
+                let admin = caller.role == Role::Admin;
+                let head: i64 = sqlx::query("SELECT log_seq FROM tenants WHERE id = $1")
+                    .bind(&tenant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("log_seq")?;
+                let sql = format!("SELECT d.doc_id, d.kind, d.heads FROM documents d WHERE d.tenant_id = $1 AND {}", readable("d.doc_id"));
+                let mut server: HashMap<String, (String, Vec<String>)> = HashMap::new();
+                for r in sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).fetch_all(&self.pool).await? {
+                    let h: String = r.try_get("heads")?;
+                    server.insert(r.try_get("doc_id")?, (r.try_get("kind")?, serde_json::from_str(&h).map_err(sql::corrupt)?));
+                }
+                let phone_ids: Vec<String> = heads.iter().map(|(d, _)| d.as_string()).collect();
+                let unknown: Vec<String> = phone_ids.iter().filter(|d| !server.contains_key(*d)).cloned().collect();
+                // Documents the phone holds that exist here but that it may not read.
+                let mut hidden = HashSet::new();
+                for chunk in unknown.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_id FROM documents WHERE tenant_id = ");
+                    qb.push_bind(&tenant).push(" AND doc_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&self.pool).await? {
+                        hidden.insert(r.try_get::<String, _>("doc_id")?);
+                    }
+                }
+                let mut items = Vec::new();
+                for (doc_id, phone_heads) in &heads {
+                    let id = doc_id.as_string();
+                    match server.get(&id) {
+                        Some((kind, server_heads)) => {
+                            let mut a = phone_heads.clone();
+                            let mut b = server_heads.clone();
+                            a.sort();
+                            b.sort();
+                            if a != b {
+                                let kind = kind.parse().map_err(sql::corrupt)?;
+                                items.push(RepairItem::Differs { doc_id: *doc_id, kind, heads: server_heads.clone() });
+                            }
+                        }
+                        None if hidden.contains(&id) => items.push(RepairItem::Revoke { doc_id: *doc_id, reason: "access_removed".into() }),
+                        // Never pushed from the phone: it is the phone's to push, not to delete.
+                        None => {}
+                    }
+                }
+                let phone: HashSet<&String> = phone_ids.iter().collect();
+                let missing: Vec<String> = server.keys().filter(|k| !phone.contains(k)).cloned().collect();
+                let mut missing_docs = HashMap::new();
+                for chunk in missing.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_id, snapshot FROM documents WHERE tenant_id = ");
+                    qb.push_bind(&tenant).push(" AND doc_id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&self.pool).await? {
+                        missing_docs.insert(r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?);
+                    }
+                }
+                for (id, doc) in missing_docs {
+                    let kind = server.get(&id).map(|(k, _)| k.as_str()).unwrap_or("customer").parse().map_err(sql::corrupt)?;
+                    items.push(RepairItem::Snapshot { doc_id: parse_id(&id)?, kind, doc: B64(doc) });
+                }
+                Ok(RepairResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: head }.encode() })
+            }
+
+            async fn readable_doc(&self, caller: &Caller, doc: DocId) -> Result<Option<(String, Vec<u8>)>> {
+                let sql = format!(
+                    "SELECT d.kind, d.snapshot FROM documents d WHERE d.tenant_id = $1 AND d.doc_id = $4 AND {}",
+                    readable("d.doc_id")
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(caller.tenant.as_string())
+                    .bind(caller.user.as_string())
+                    .bind(caller.role == Role::Admin)
+                    .bind(doc.as_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| Ok((r.try_get("kind")?, r.try_get("snapshot")?))).transpose()
+            }
+
+            async fn list_customers(&self, caller: &Caller) -> Result<Vec<CustomerRow>> {
+                let sql = format!("SELECT c.* FROM customers c WHERE c.tenant_id = $1 AND {} ORDER BY c.name, c.id", readable("c.id"));
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(caller.tenant.as_string())
+                    .bind(caller.user.as_string())
+                    .bind(caller.role == Role::Admin)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| customer_from_row(r, Vec::new())).collect()
+            }
+
+            async fn customer(&self, caller: &Caller, id: DocId) -> Result<Option<CustomerRow>> {
+                let sql = format!("SELECT c.* FROM customers c WHERE c.tenant_id = $1 AND c.id = $4 AND {}", readable("c.id"));
+                let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(caller.tenant.as_string())
+                    .bind(caller.user.as_string())
+                    .bind(caller.role == Role::Admin)
+                    .bind(id.as_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let contacts = sqlx::query("SELECT * FROM customer_contacts WHERE tenant_id = $1 AND customer_id = $2 ORDER BY contact_id")
+                    .bind(caller.tenant.as_string())
+                    .bind(id.as_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|k| {
+                        Ok(ContactRow {
+                            id: k.try_get("contact_id")?,
+                            name: k.try_get("name")?,
+                            title: k.try_get("title")?,
+                            phone: k.try_get("phone")?,
+                            email: k.try_get("email")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                customer_from_row(&r, contacts).map(Some)
+            }
+
+            async fn list_projects(&self, caller: &Caller) -> Result<Vec<ProjectRow>> {
+                let sql = format!("SELECT p.id FROM projects p WHERE p.tenant_id = $1 AND {} ORDER BY p.name, p.id", readable("p.id"));
+                let ids = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(caller.tenant.as_string())
+                    .bind(caller.user.as_string())
+                    .bind(caller.role == Role::Admin)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(ids.len());
+                for r in ids {
+                    let id: DocId = parse_id(&r.try_get::<String, _>("id")?)?;
+                    if let Some(p) = self.project(caller, id).await? {
+                        out.push(p);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn project(&self, caller: &Caller, id: DocId) -> Result<Option<ProjectRow>> {
+                let sql = format!("SELECT p.* FROM projects p WHERE p.tenant_id = $1 AND p.id = $4 AND {}", readable("p.id"));
+                let t = caller.tenant.as_string();
+                let pid = id.as_string();
+                let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(&t)
+                    .bind(caller.user.as_string())
+                    .bind(caller.role == Role::Admin)
+                    .bind(&pid)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let mut sites = Vec::new();
+                for s in sqlx::query("SELECT * FROM project_sites WHERE tenant_id = $1 AND project_id = $2 ORDER BY site_id")
+                    .bind(&t).bind(&pid).fetch_all(&self.pool).await?
+                {
+                    let polygon: Option<String> = s.try_get("polygon")?;
+                    sites.push(serde_json::json!({
+                        "id": s.try_get::<String, _>("site_id")?,
+                        "name": s.try_get::<String, _>("name")?,
+                        "address": s.try_get::<Option<String>, _>("address")?,
+                        "timezone": s.try_get::<String, _>("timezone")?,
+                        "fence_shape": s.try_get::<Option<String>, _>("fence_shape")?,
+                        "center_lat": s.try_get::<Option<f64>, _>("center_lat")?,
+                        "center_lon": s.try_get::<Option<f64>, _>("center_lon")?,
+                        "radius_m": s.try_get::<Option<f64>, _>("radius_m")?,
+                        "polygon": polygon.map(|p| serde_json::from_str::<serde_json::Value>(&p)).transpose().map_err(sql::corrupt)?,
+                    }));
+                }
+                let mut members = Vec::new();
+                for m in sqlx::query("SELECT * FROM project_members WHERE tenant_id = $1 AND project_id = $2 ORDER BY user_id")
+                    .bind(&t).bind(&pid).fetch_all(&self.pool).await?
+                {
+                    members.push(serde_json::json!({"user_id": m.try_get::<String, _>("user_id")?, "role": m.try_get::<String, _>("role")?}));
+                }
+                let mut milestones = Vec::new();
+                for m in sqlx::query("SELECT * FROM project_milestones WHERE tenant_id = $1 AND project_id = $2 ORDER BY milestone_id")
+                    .bind(&t).bind(&pid).fetch_all(&self.pool).await?
+                {
+                    milestones.push(serde_json::json!({
+                        "id": m.try_get::<String, _>("milestone_id")?,
+                        "name": m.try_get::<String, _>("name")?,
+                        "due": m.try_get::<Option<String>, _>("due")?,
+                        "status": m.try_get::<String, _>("status")?,
+                    }));
+                }
+                Ok(Some(ProjectRow {
+                    id: pid.clone(),
+                    customer_id: r.try_get("customer_id")?,
+                    name: r.try_get("name")?,
+                    code: r.try_get("code")?,
+                    status: r.try_get("status")?,
+                    created_by: r.try_get("created_by")?,
+                    sites,
+                    members,
+                    milestones,
+                    updated_at: r.try_get("updated_at")?,
+                }))
+            }
+
+            async fn count_documents(&self, tenant: TenantId) -> Result<i64> {
+                Ok(sqlx::query("SELECT COUNT(*) AS n FROM documents WHERE tenant_id = $1")
+                    .bind(tenant.as_string())
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?)
+            }
+        }
+    };
+}
+pub(super) use impl_store;

@@ -22,12 +22,22 @@ pub enum LiveEvent {
     },
 }
 
+/// Request and byte counters since start, served at `GET /metrics` (counts only, nothing about
+/// any tenant). The benchmark reads them to report requests and bytes on the wire.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub bytes_in: std::sync::atomic::AtomicU64,
+    pub bytes_out: std::sync::atomic::AtomicU64,
+}
+
 /// State shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tokens: Tokens,
     pub live: broadcast::Sender<LiveEvent>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -38,6 +48,7 @@ impl AppState {
             store,
             tokens: Tokens::new(&secret, auth::ACCESS_TTL_SECS),
             live,
+            metrics: Arc::default(),
         })
     }
 

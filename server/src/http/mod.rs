@@ -73,3 +73,27 @@ pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, A
         )
     })
 }
+
+/// Counts requests and body bytes each way (from Content-Length and exact body sizes).
+async fn count(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::HttpBody;
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &state.metrics;
+    m.requests.fetch_add(1, Relaxed);
+    m.bytes_in.fetch_add(req.body().size_hint().exact().unwrap_or(0), Relaxed);
+    let res = next.run(req).await;
+    m.bytes_out.fetch_add(res.body().size_hint().exact().unwrap_or(0), Relaxed);
+    res
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &state.metrics;
+    Json(serde_json::json!({
+        "requests": m.requests.load(Relaxed), "bytes_in": m.bytes_in.load(Relaxed), "bytes_out": m.bytes_out.load(Relaxed),
+    }))
+}

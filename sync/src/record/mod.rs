@@ -181,7 +181,7 @@ pub(crate) fn parse_choice<T: Copy>(
         .ok_or_else(|| {
             let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
             Rejection::new(
-                &format!("invalid_{}", field.replace('.', "_")),
+                &format!("invalid_{}", field.replace(['.', ' '], "_")),
                 format!(
                     "'{value}' is not a valid {field}; use one of: {}.",
                     names.join(", ")

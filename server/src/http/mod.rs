@@ -40,10 +40,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/users/{id}/disable", post(admin::disable_user))
         .route("/v1/admin/devices", get(admin::list_devices))
         .route("/v1/admin/devices/{id}/revoke", post(admin::revoke_device))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(
             fieldsync_sync::protocol::MAX_REQUEST_BYTES,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
 

@@ -86,7 +86,18 @@ impl Tokens {
         device: DeviceId,
         role: Role,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = unix_secs();
+        self.issue_at(tenant, user, device, role, unix_secs())
+    }
+
+    /// A token as if issued at `now` (Unix seconds); tests use it to make expired tokens.
+    pub fn issue_at(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        device: DeviceId,
+        role: Role,
+        now: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: user,
             tid: tenant,

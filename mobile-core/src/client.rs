@@ -196,6 +196,13 @@ impl Inner {
         if let Err(e) = store::purge(&self.store.conn) {
             return e;
         }
+        // The server refuses this device id from now on; a later login on this phone is a
+        // new device, which an admin can see and allow.
+        let fresh = DeviceId::new();
+        if let Err(e) = store::meta_set(&self.store.conn, "device_id", &fresh.to_string()) {
+            return e;
+        }
+        self.device_id = fresh;
         ClientError::Revoked {
             code,
             message: format!("{message} All data of this account was removed from this device."),

@@ -319,3 +319,24 @@ mod fieldsync_tests_support {
         base64::engine::general_purpose::STANDARD.encode(change.raw_bytes())
     }
 }
+
+#[test]
+fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device() {
+    let Acme { h } = acme();
+    let phone = h.phone("acme", "rep1@acme.test");
+    phone.create_customer(new_customer("Kept by the company")).expect("create");
+    phone.sync().expect("sync");
+    let old_device = phone.device_id();
+    let admin = h.token("acme", "admin@acme.test");
+    let (status, _) = h.post(&format!("/v1/admin/devices/{old_device}/revoke"), Some(&admin), &json!({}));
+    assert_eq!(status, 204);
+    match phone.sync() {
+        Err(ClientError::Revoked { code, .. }) => assert_eq!(code, "device_revoked"),
+        other => panic!("expected revocation, got {other:?}"),
+    }
+    assert!(phone.list_customers().map(|l| l.is_empty()).unwrap_or(true));
+    assert_ne!(phone.device_id(), old_device, "a revoked device id is never reused");
+    phone.login(h.url.clone(), "acme".into(), "rep1@acme.test".into(), fieldsync_tests::PASSWORD.into()).expect("login again");
+    phone.sync().expect("sync");
+    assert_eq!(phone.list_customers().expect("list").len(), 1, "the company's record comes back from the server");
+}

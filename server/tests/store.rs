@@ -298,6 +298,25 @@ async fn project_needs_existing_customer(s: S) {
     assert!(res.iter().all(|r| matches!(r.2, PushResult::Accepted { .. })));
     let row = s.project(&o.manager, p.id).await.expect("q").expect("row");
     assert_eq!(row.name, "Tower");
+    // Re-pointing a stored project at an unknown customer is refused, and the refusal carries
+    // the stored version so the phone goes back to it rather than losing the project.
+    let mut doc = res[1].1.clone();
+    let heads = doc.get_heads();
+    let mut moved = p.clone();
+    moved.customer = Some(fieldsync_sync::DocId::new());
+    let mut tx = doc.transaction();
+    Record::Project(moved.clone()).write(&mut tx).expect("write");
+    tx.commit();
+    let out = s.push(&o.manager, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Project(moved), &doc, &heads)]).await.expect("push");
+    match &out.response.results[0] {
+        PushResult::Rejected { error, doc: Some(server_doc), heads: server_heads, .. } => {
+            assert_eq!(error.code, "unknown_customer");
+            let server = Automerge::load(&server_doc.0).expect("load");
+            assert_eq!(fieldsync_sync::protocol::heads_to_strings(&server.get_heads()), *server_heads);
+            assert_eq!(Record::read(&server).expect("read").0, Record::Project(p));
+        }
+        other => panic!("expected a rejection with the stored version, got {other:?}"),
+    }
 }
 
 async fn tenants_are_isolated(s: S) {

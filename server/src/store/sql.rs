@@ -166,17 +166,19 @@ pub(super) fn decide(
         .collect()
 }
 
-/// Turns an accepted project whose customer does not exist into a rejection.
-pub(super) fn reject_unknown_customer(d: &mut Decision) {
+/// Turns an accepted project whose customer does not exist into a rejection. The stored
+/// version (if any) goes back with it, so the phone returns to it instead of losing the project.
+pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>) {
     if let (PushResult::Accepted { doc_id, .. }, Some(_)) = (&d.result, &d.write) {
+        let heads = stored
+            .and_then(|b| automerge::Automerge::load(b).ok())
+            .map(|doc| heads_to_strings(&doc.get_heads()))
+            .unwrap_or_default();
         d.result = PushResult::Rejected {
             doc_id: *doc_id,
-            error: Rejection::new(
-                "unknown_customer",
-                "The project's customer does not exist in this company.",
-            ),
-            heads: Vec::new(),
-            doc: None,
+            error: Rejection::new("unknown_customer", "The project's customer does not exist in this company."),
+            heads,
+            doc: stored.cloned().map(B64),
         };
         d.write = None;
     }
@@ -749,7 +751,7 @@ macro_rules! impl_store {
                     .collect();
                 let stored = load_docs(&mut tx, &tenant, &ids).await?;
                 let who = caller.clone();
-                let mut decisions = tokio::task::spawn_blocking(move || sql::decide(items, &stored, &who, &dir))
+                let (mut decisions, stored) = tokio::task::spawn_blocking(move || (sql::decide(items, &stored, &who, &dir), stored))
                     .await
                     .map_err(|e| StoreError::Task(e.to_string()))?;
 
@@ -773,7 +775,8 @@ macro_rules! impl_store {
                             _ => false,
                         };
                         if missing {
-                            sql::reject_unknown_customer(d);
+                            let id = d.result.doc_id().as_string();
+                            sql::reject_unknown_customer(d, stored.get(&id));
                         }
                     }
                 }

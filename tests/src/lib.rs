@@ -44,9 +44,8 @@ impl Harness {
             let server = Server::start(state, "127.0.0.1:0".parse().expect("addr")).await.expect("start");
             (store, server)
         });
-        // No connection reuse: a refusal sent before the request body was read ends that
-        // connection, and the tests send many refusals in a row.
-        let http = ureq::Agent::config_builder().http_status_as_error(false).max_idle_connections(0).build().into();
+        // Connections are reused, as a phone's are: refusals must not break the next request.
+        let http = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         Harness { rt, store, url: server.url(), server: Some(server), http, _dir: dir }
     }
 

@@ -76,18 +76,37 @@ pub fn parse_path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, A
     })
 }
 
-/// Counts requests and body bytes each way (from Content-Length and exact body sizes).
+/// Reads the whole request body (up to the limit) before any handler runs, then counts
+/// requests and bytes each way.
+///
+/// Reading first matters for phones: a request refused before its body was read (an expired
+/// token, say) would otherwise make the server drop the keep-alive connection, and the phone's
+/// next request on that pooled connection would fail with a network error.
 async fn count(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::body::HttpBody;
+    use axum::response::IntoResponse;
     use std::sync::atomic::Ordering::Relaxed;
     let m = &state.metrics;
     m.requests.fetch_add(1, Relaxed);
-    m.bytes_in.fetch_add(req.body().size_hint().exact().unwrap_or(0), Relaxed);
-    let res = next.run(req).await;
+    let (parts, body) = req.into_parts();
+    let limit = fieldsync_sync::protocol::MAX_REQUEST_BYTES;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request is larger than {} MiB, or was cut off; send it in smaller batches.", limit >> 20),
+            )
+            .into_response();
+        }
+    };
+    m.bytes_in.fetch_add(bytes.len() as u64, Relaxed);
+    let res = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
     m.bytes_out.fetch_add(res.body().size_hint().exact().unwrap_or(0), Relaxed);
     res
 }

@@ -45,8 +45,9 @@ CREATE TABLE devices (
     PRIMARY KEY (tenant_id, id)
 );
 
--- Rotating refresh tokens, stored as SHA-256 hashes. used_at is set when a token is exchanged;
--- presenting a used one again revokes the device.
+-- Rotating refresh tokens, stored as SHA-256 hashes. used_at is set when a token is exchanged and
+-- replaced_by names its successor. Presenting a used one again revokes the device, except within
+-- a short grace window while its successor is still unused (the phone lost the answer).
 CREATE TABLE refresh_tokens (
     token_hash TEXT PRIMARY KEY,
     tenant_id  TEXT NOT NULL,
@@ -54,6 +55,7 @@ CREATE TABLE refresh_tokens (
     user_id    TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     used_at    INTEGER,
+    replaced_by TEXT,
     created_at INTEGER NOT NULL
 );
 CREATE INDEX refresh_tokens_by_device ON refresh_tokens (tenant_id, device_id);

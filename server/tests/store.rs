@@ -161,17 +161,27 @@ async fn refresh_tokens_rotate_and_reuse_revokes(s: S) {
     let dev = DeviceId::new();
     s.register_device(o.tenant, dev, o.rep1.user, "pixel").await.expect("device");
     let now = store::now_ms();
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h1", now + 60_000).await.expect("store");
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h1", now + 60_000, None).await.expect("store");
     assert_eq!(
         s.use_refresh_token("h1", now).await.expect("use"),
         RefreshUse::Fresh { tenant: o.tenant, device: dev, user: o.rep1.user }
     );
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000).await.expect("store");
-    assert_eq!(s.use_refresh_token("h1", now).await.expect("use"), RefreshUse::Reused { tenant: o.tenant, device: dev });
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h1")).await.expect("store");
+    // The answer carrying h2 was lost: retrying h1 at once is not theft; h2 is dropped.
+    assert_eq!(
+        s.use_refresh_token("h1", now + 1_000).await.expect("use"),
+        RefreshUse::Fresh { tenant: o.tenant, device: dev, user: o.rep1.user }
+    );
+    assert_eq!(s.use_refresh_token("h2", now + 1_000).await.expect("use"), RefreshUse::Invalid, "the lost successor is gone");
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2b", now + 60_000, Some("h1")).await.expect("store");
+    assert!(matches!(s.use_refresh_token("h2b", now + 2_000).await.expect("use"), RefreshUse::Fresh { .. }));
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h2b")).await.expect("store");
+    // h1 again: its successor was used, so this is a copy being replayed.
+    assert_eq!(s.use_refresh_token("h1", now + 3_000).await.expect("use"), RefreshUse::Reused { tenant: o.tenant, device: dev });
     assert_eq!(s.session_state(o.tenant, o.rep1.user, dev).await.expect("q"), SessionState::DeviceRevoked);
     assert_eq!(s.use_refresh_token("h2", now).await.expect("use"), RefreshUse::Invalid, "the newer token died with the device");
     assert_eq!(s.use_refresh_token("nope", now).await.expect("use"), RefreshUse::Invalid);
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "old", now - 1).await.expect("store");
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "old", now - 1, None).await.expect("store");
     assert_eq!(s.use_refresh_token("old", now).await.expect("use"), RefreshUse::Invalid, "expired");
 }
 

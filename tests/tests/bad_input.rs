@@ -131,18 +131,24 @@ fn bad_tokens_are_refused() {
 #[test]
 fn refresh_tokens_rotate_and_a_reused_one_revokes_the_device() {
     let (h, _, _) = setup();
+    let refresh = |token: &Value| h.post("/v1/auth/refresh", None, &json!({"refresh_token": token}));
     let (_, first) = h.post("/v1/auth/login", None, &json!({"tenant": "acme", "email": "rep@acme.test", "password": fieldsync_tests::PASSWORD}));
-    let r1 = first["refresh_token"].as_str().expect("refresh").to_owned();
-    let (status, second) = h.post("/v1/auth/refresh", None, &json!({"refresh_token": r1}));
+    let (status, second) = refresh(&first["refresh_token"]);
     assert_eq!(status, 200, "{second}");
     assert_ne!(second["refresh_token"], first["refresh_token"]);
-    let access = second["access_token"].as_str().expect("access").to_owned();
+    // The phone never got `second` (the answer was lost) and retries with the first token at
+    // once: that is not theft, it gets a new pair and the lost one stops working.
+    let (status, retried) = refresh(&first["refresh_token"]);
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(refresh(&second["refresh_token"]).0, 401, "the lost token is dead");
+    let (status, third) = refresh(&retried["refresh_token"]);
+    assert_eq!(status, 200, "{third}");
+    let access = third["access_token"].as_str().expect("access").to_owned();
     assert_eq!(h.post("/v1/sync/pull", Some(&access), &json!({"v": 1})).0, 200);
-    // Someone replays the first refresh token: the device is signed out at once.
-    assert_error(h.post("/v1/auth/refresh", None, &json!({"refresh_token": r1})), 401, "refresh_token_reused");
+    // Someone replays an old token whose successor was used: the device is signed out at once.
+    assert_error(refresh(&first["refresh_token"]), 401, "refresh_token_reused");
     assert_error(h.post("/v1/sync/pull", Some(&access), &json!({"v": 1})), 403, "device_revoked");
-    let r2 = second["refresh_token"].as_str().expect("refresh");
-    assert_eq!(h.post("/v1/auth/refresh", None, &json!({"refresh_token": r2})).0, 401);
+    assert_eq!(refresh(&third["refresh_token"]).0, 401);
     assert_error(h.post("/v1/auth/login", None, &json!({"tenant": "acme", "email": "rep@acme.test", "password": "wrong"})), 401, "invalid_credentials");
     assert_error(h.post("/v1/auth/login", None, &json!({"tenant": "nope", "email": "rep@acme.test", "password": "wrong"})), 401, "invalid_credentials");
 }

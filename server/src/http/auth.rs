@@ -23,6 +23,7 @@ async fn issue(
     user: UserId,
     device: DeviceId,
     role: Role,
+    replaces: Option<&str>,
 ) -> ApiResult<TokenResponse> {
     let access_token = state
         .tokens
@@ -40,6 +41,7 @@ async fn issue(
             user,
             &hash,
             now_ms() + tokens::REFRESH_TTL_MS,
+            replaces,
         )
         .await?;
     Ok(TokenResponse {
@@ -111,7 +113,7 @@ pub async fn login(
         .await?;
     tracing::info!(tenant = %tenant.slug, user = %user.id, device = %device_id, "login");
     Ok(Json(
-        issue(&state, tenant.id, user.id, device_id, user.role).await?,
+        issue(&state, tenant.id, user.id, device_id, user.role, None).await?,
     ))
 }
 
@@ -128,7 +130,7 @@ pub async fn refresh(
             user,
         } => match state.store.session_state(tenant, user, device).await? {
             SessionState::Active { role } => {
-                Ok(Json(issue(&state, tenant, user, device, role).await?))
+                Ok(Json(issue(&state, tenant, user, device, role, Some(&hash)).await?))
             }
             SessionState::UserDisabled => Err(ApiError::forbidden(
                 "account_disabled",

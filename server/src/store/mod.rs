@@ -86,6 +86,10 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// How long after a refresh token was spent a retry with it is taken as a lost answer rather
+/// than theft. Short, because within it a thief with the same token would be let in too.
+pub const REFRESH_GRACE_MS: i64 = 30_000;
+
 /// Whether a token's subject may still act: checked on every request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SessionState {
@@ -212,8 +216,11 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         token_hash: &str,
         expires_at: i64,
+        replaces: Option<&str>,
     ) -> Result<()>;
-    /// Spends a refresh token (single use). A reuse revokes the device.
+    /// Spends a refresh token (single use). A reuse revokes the device, unless it comes within
+    /// [`REFRESH_GRACE_MS`] of the first use and the successor was never used: then the phone
+    /// lost the answer, the successor is dropped and the token counts as fresh once more.
     async fn use_refresh_token(&self, token_hash: &str, now: i64) -> Result<RefreshUse>;
     async fn session_state(
         &self,

@@ -655,7 +655,8 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn store_refresh_token(&self, tenant: TenantId, device: DeviceId, user: UserId, token_hash: &str, expires_at: i64) -> Result<()> {
+            async fn store_refresh_token(&self, tenant: TenantId, device: DeviceId, user: UserId, token_hash: &str, expires_at: i64, replaces: Option<&str>) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_hash, tenant_id, device_id, user_id, expires_at, used_at, created_at) \
                      VALUES ($1, $2, $3, $4, $5, NULL, $6)",
@@ -666,8 +667,13 @@ macro_rules! impl_store {
                 .bind(user.as_string())
                 .bind(expires_at)
                 .bind(now_ms())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                if let Some(old) = replaces {
+                    sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
+                        .bind(old).bind(token_hash).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -690,16 +696,33 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     return Ok(out);
                 }
-                let spent = sqlx::query("SELECT tenant_id, device_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
-                    .bind(token_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let spent = sqlx::query(
+                    "SELECT tenant_id, device_id, user_id, used_at, replaced_by FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+                )
+                .bind(token_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
                 let Some(r) = spent else {
                     tx.rollback().await?;
                     return Ok(RefreshUse::Invalid);
                 };
                 let tenant: String = r.try_get("tenant_id")?;
                 let device: String = r.try_get("device_id")?;
+                let used_at: i64 = r.try_get("used_at")?;
+                let successor: Option<String> = r.try_get("replaced_by")?;
+                if let Some(next) = successor.filter(|_| now - used_at <= REFRESH_GRACE_MS) {
+                    // The answer to the first exchange was probably lost: if its token was never
+                    // used, drop it and let this exchange happen again.
+                    let dropped = sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NULL")
+                        .bind(&next).execute(&mut *tx).await?;
+                    if dropped.rows_affected() == 1 {
+                        sqlx::query("UPDATE refresh_tokens SET replaced_by = NULL WHERE token_hash = $1")
+                            .bind(token_hash).execute(&mut *tx).await?;
+                        let user: String = r.try_get("user_id")?;
+                        tx.commit().await?;
+                        return Ok(RefreshUse::Fresh { tenant: parse_id(&tenant)?, device: parse_id(&device)?, user: parse_id(&user)? });
+                    }
+                }
                 sqlx::query("UPDATE devices SET revoked = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(&tenant).bind(&device).bind(true).execute(&mut *tx).await?;
                 sqlx::query("DELETE FROM refresh_tokens WHERE tenant_id = $1 AND device_id = $2 AND used_at IS NULL")

@@ -4,8 +4,17 @@
 use std::process::Command;
 
 fn device(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-device")).arg("--dir").arg(dir).args(args).output().expect("run");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldsync-device"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -17,7 +26,10 @@ fn editing_before_login_is_refused_with_a_code() {
     assert_eq!(v["error"], "not_logged_in");
     let (code, _, err) = device(dir.path(), &["customer", "add", "--name", "Acme"]);
     assert_eq!(code, 1);
-    assert!(err.contains("error:") && err.contains("(not_logged_in)"), "{err}");
+    assert!(
+        err.contains("error:") && err.contains("(not_logged_in)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -29,7 +41,18 @@ fn status_works_offline_and_an_unreachable_server_is_a_network_error() {
     assert_eq!(v["logged_in"], false);
     let (code, _, err) = device(
         dir.path(),
-        &["--json", "login", "--server", "http://127.0.0.1:1", "--tenant", "t", "--email", "a@b.test", "--password", "x"],
+        &[
+            "--json",
+            "login",
+            "--server",
+            "http://127.0.0.1:1",
+            "--tenant",
+            "t",
+            "--email",
+            "a@b.test",
+            "--password",
+            "x",
+        ],
     );
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&err).expect("json error on stderr");

@@ -137,7 +137,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             tracing::info!(addr = %server.addr, backend = store.backend(), "fieldsync serving");
-            println!("fieldsync listening on {} ({})", server.url(), store.backend());
+            println!(
+                "fieldsync listening on {} ({})",
+                server.url(),
+                store.backend()
+            );
             if seed_demo {
                 if seeded {
                     println!("Seeded the demo tenant.");

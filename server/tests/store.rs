@@ -7,7 +7,9 @@ use automerge::{ActorId, Automerge};
 use fieldsync_server::store::{self, PushItem, RefreshUse, SessionState, Store, StoreError};
 use fieldsync_sync::merge::Incoming;
 use fieldsync_sync::protocol::{Cursor, PullItem, PushResult};
-use fieldsync_sync::{Caller, Customer, DeviceId, GeoPoint, Project, Record, Role, TenantId, UserId};
+use fieldsync_sync::{
+    Caller, Customer, DeviceId, GeoPoint, Project, Record, Role, TenantId, UserId,
+};
 use std::sync::Arc;
 
 type S = Arc<dyn Store>;
@@ -19,25 +21,41 @@ struct Backend {
 
 async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store::open(&dir.path().join("fieldsync.db").to_string_lossy()).await.expect("open sqlite");
-    Backend { store, _dir: Some(dir) }
+    let store = store::open(&dir.path().join("fieldsync.db").to_string_lossy())
+        .await
+        .expect("open sqlite");
+    Backend {
+        store,
+        _dir: Some(dir),
+    }
 }
 
 async fn postgres() -> Option<Backend> {
-    let url = std::env::var("FIELDSYNC_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = std::env::var("FIELDSYNC_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let required = std::env::var("FIELDSYNC_REQUIRE_PG").is_ok_and(|v| v == "1");
     let admin = match sqlx::PgPool::connect(&url).await {
         Ok(p) => p,
         Err(e) if !required => {
-            eprintln!("SKIPPED: PostgreSQL store suite: no PostgreSQL at {url} ({e}). Set FIELDSYNC_TEST_PG_URL to run it.");
+            eprintln!(
+                "SKIPPED: PostgreSQL store suite: no PostgreSQL at {url} ({e}). Set FIELDSYNC_TEST_PG_URL to run it."
+            );
             return None;
         }
         Err(e) => panic!("FIELDSYNC_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable: {e}"),
     };
     let name = format!("fieldsync_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create database");
-    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(url.clone());
-    let store = store::open(&format!("{base}/{name}")).await.expect("open postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    let base = url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(url.clone());
+    let store = store::open(&format!("{base}/{name}"))
+        .await
+        .expect("open postgres");
     Some(Backend { store, _dir: None })
 }
 
@@ -84,32 +102,77 @@ struct Org {
 async fn org(s: &S, slug: &str) -> Org {
     let t = s.create_tenant(slug, slug).await.expect("tenant");
     let mk = async |email: &str, role: Role, manager: Option<UserId>| {
-        let u = s.create_user(t.id, email, "x", role, manager).await.expect("user");
-        Caller { tenant: t.id, user: u.id, role }
+        let u = s
+            .create_user(t.id, email, "x", role, manager)
+            .await
+            .expect("user");
+        Caller {
+            tenant: t.id,
+            user: u.id,
+            role,
+        }
     };
     let admin = mk("admin@x.test", Role::Admin, None).await;
     let manager = mk("manager@x.test", Role::Manager, None).await;
     let rep1 = mk("rep1@x.test", Role::FieldRep, Some(manager.user)).await;
     let rep2 = mk("rep2@x.test", Role::FieldRep, None).await;
-    Org { tenant: t.id, admin, manager, rep1, rep2 }
+    Org {
+        tenant: t.id,
+        admin,
+        manager,
+        rep1,
+        rep2,
+    }
 }
 
 fn changes_since(doc: &Automerge, since: &[automerge::ChangeHash]) -> Vec<Vec<u8>> {
-    doc.get_changes(since).into_iter().map(|c| c.raw_bytes().to_vec()).collect()
+    doc.get_changes(since)
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
 }
 
 fn item(r: &Record, doc: &Automerge, since: &[automerge::ChangeHash]) -> PushItem {
-    PushItem::Apply(Incoming { doc_id: r.id(), kind: r.kind(), changes: changes_since(doc, since) })
+    PushItem::Apply(Incoming {
+        doc_id: r.id(),
+        kind: r.kind(),
+        changes: changes_since(doc, since),
+    })
 }
 
-async fn push_new(s: &S, caller: &Caller, records: &[Record]) -> Vec<(Record, Automerge, PushResult)> {
-    let docs: Vec<Automerge> = records.iter().map(|r| r.to_new_doc(ActorId::random()).expect("doc")).collect();
-    let items = records.iter().zip(&docs).map(|(r, d)| item(r, d, &[])).collect();
-    let out = s.push(caller, DeviceId::new(), uuid::Uuid::now_v7(), items).await.expect("push");
-    records.iter().cloned().zip(docs).zip(out.response.results).map(|((r, d), res)| (r, d, res)).collect()
+async fn push_new(
+    s: &S,
+    caller: &Caller,
+    records: &[Record],
+) -> Vec<(Record, Automerge, PushResult)> {
+    let docs: Vec<Automerge> = records
+        .iter()
+        .map(|r| r.to_new_doc(ActorId::random()).expect("doc"))
+        .collect();
+    let items = records
+        .iter()
+        .zip(&docs)
+        .map(|(r, d)| item(r, d, &[]))
+        .collect();
+    let out = s
+        .push(caller, DeviceId::new(), uuid::Uuid::now_v7(), items)
+        .await
+        .expect("push");
+    records
+        .iter()
+        .cloned()
+        .zip(docs)
+        .zip(out.response.results)
+        .map(|((r, d), res)| (r, d, res))
+        .collect()
 }
 
-async fn pull_all(s: &S, caller: &Caller, mut cursor: Cursor, max: u64) -> (Vec<PullItem>, Cursor, usize) {
+async fn pull_all(
+    s: &S,
+    caller: &Caller,
+    mut cursor: Cursor,
+    max: u64,
+) -> (Vec<PullItem>, Cursor, usize) {
     let mut items = Vec::new();
     let mut requests = 0;
     loop {
@@ -127,7 +190,9 @@ fn doc_ids(items: &[PullItem]) -> Vec<String> {
     let mut v: Vec<String> = items
         .iter()
         .map(|i| match i {
-            PullItem::Changes { doc_id, .. } | PullItem::Snapshot { doc_id, .. } | PullItem::Revoke { doc_id, .. } => doc_id.as_string(),
+            PullItem::Changes { doc_id, .. }
+            | PullItem::Snapshot { doc_id, .. }
+            | PullItem::Revoke { doc_id, .. } => doc_id.as_string(),
         })
         .collect();
     v.sort();
@@ -137,64 +202,163 @@ fn doc_ids(items: &[PullItem]) -> Vec<String> {
 
 async fn tenants_and_users(s: S) {
     let o = org(&s, "acme").await;
-    assert!(matches!(s.create_tenant("acme", "again").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(s.create_user(o.tenant, "rep1@x.test", "x", Role::FieldRep, None).await, Err(StoreError::Conflict(_))));
-    let u = s.user_by_email(o.tenant, "rep1@x.test").await.expect("q").expect("user");
+    assert!(matches!(
+        s.create_tenant("acme", "again").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.create_user(o.tenant, "rep1@x.test", "x", Role::FieldRep, None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let u = s
+        .user_by_email(o.tenant, "rep1@x.test")
+        .await
+        .expect("q")
+        .expect("user");
     assert_eq!((u.role, u.manager), (Role::FieldRep, Some(o.manager.user)));
     let dev = DeviceId::new();
-    s.register_device(o.tenant, dev, u.id, "pixel").await.expect("device");
-    assert_eq!(s.session_state(o.tenant, u.id, dev).await.expect("q"), SessionState::Active { role: Role::FieldRep });
+    s.register_device(o.tenant, dev, u.id, "pixel")
+        .await
+        .expect("device");
+    assert_eq!(
+        s.session_state(o.tenant, u.id, dev).await.expect("q"),
+        SessionState::Active {
+            role: Role::FieldRep
+        }
+    );
     // Another user's device is not this user's session.
-    assert_eq!(s.session_state(o.tenant, o.rep2.user, dev).await.expect("q"), SessionState::DeviceRevoked);
-    s.set_user_disabled(o.tenant, u.id, true).await.expect("disable");
-    assert_eq!(s.session_state(o.tenant, u.id, dev).await.expect("q"), SessionState::UserDisabled);
+    assert_eq!(
+        s.session_state(o.tenant, o.rep2.user, dev)
+            .await
+            .expect("q"),
+        SessionState::DeviceRevoked
+    );
+    s.set_user_disabled(o.tenant, u.id, true)
+        .await
+        .expect("disable");
+    assert_eq!(
+        s.session_state(o.tenant, u.id, dev).await.expect("q"),
+        SessionState::UserDisabled
+    );
     let dev2 = DeviceId::new();
-    s.register_device(o.tenant, dev2, o.rep2.user, "iphone").await.expect("device");
+    s.register_device(o.tenant, dev2, o.rep2.user, "iphone")
+        .await
+        .expect("device");
     s.revoke_device(o.tenant, dev2).await.expect("revoke");
-    assert_eq!(s.session_state(o.tenant, o.rep2.user, dev2).await.expect("q"), SessionState::DeviceRevoked);
+    assert_eq!(
+        s.session_state(o.tenant, o.rep2.user, dev2)
+            .await
+            .expect("q"),
+        SessionState::DeviceRevoked
+    );
     assert!(s.signing_secret().await.expect("secret").len() >= 32);
-    assert_eq!(s.signing_secret().await.expect("secret"), s.signing_secret().await.expect("secret"), "secret is stable");
+    assert_eq!(
+        s.signing_secret().await.expect("secret"),
+        s.signing_secret().await.expect("secret"),
+        "secret is stable"
+    );
 }
 
 async fn refresh_tokens_rotate_and_reuse_revokes(s: S) {
     let o = org(&s, "acme").await;
     let dev = DeviceId::new();
-    s.register_device(o.tenant, dev, o.rep1.user, "pixel").await.expect("device");
+    s.register_device(o.tenant, dev, o.rep1.user, "pixel")
+        .await
+        .expect("device");
     let now = store::now_ms();
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h1", now + 60_000, None).await.expect("store");
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h1", now + 60_000, None)
+        .await
+        .expect("store");
     assert_eq!(
         s.use_refresh_token("h1", now).await.expect("use"),
-        RefreshUse::Fresh { tenant: o.tenant, device: dev, user: o.rep1.user }
+        RefreshUse::Fresh {
+            tenant: o.tenant,
+            device: dev,
+            user: o.rep1.user
+        }
     );
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h1")).await.expect("store");
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h1"))
+        .await
+        .expect("store");
     // The answer carrying h2 was lost: retrying h1 at once is not theft; h2 is dropped.
     assert_eq!(
         s.use_refresh_token("h1", now + 1_000).await.expect("use"),
-        RefreshUse::Fresh { tenant: o.tenant, device: dev, user: o.rep1.user }
+        RefreshUse::Fresh {
+            tenant: o.tenant,
+            device: dev,
+            user: o.rep1.user
+        }
     );
-    assert_eq!(s.use_refresh_token("h2", now + 1_000).await.expect("use"), RefreshUse::Invalid, "the lost successor is gone");
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2b", now + 60_000, Some("h1")).await.expect("store");
-    assert!(matches!(s.use_refresh_token("h2b", now + 2_000).await.expect("use"), RefreshUse::Fresh { .. }));
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h2b")).await.expect("store");
+    assert_eq!(
+        s.use_refresh_token("h2", now + 1_000).await.expect("use"),
+        RefreshUse::Invalid,
+        "the lost successor is gone"
+    );
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2b", now + 60_000, Some("h1"))
+        .await
+        .expect("store");
+    assert!(matches!(
+        s.use_refresh_token("h2b", now + 2_000).await.expect("use"),
+        RefreshUse::Fresh { .. }
+    ));
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "h2", now + 60_000, Some("h2b"))
+        .await
+        .expect("store");
     // h1 again: its successor was used, so this is a copy being replayed.
-    assert_eq!(s.use_refresh_token("h1", now + 3_000).await.expect("use"), RefreshUse::Reused { tenant: o.tenant, device: dev });
-    assert_eq!(s.session_state(o.tenant, o.rep1.user, dev).await.expect("q"), SessionState::DeviceRevoked);
-    assert_eq!(s.use_refresh_token("h2", now).await.expect("use"), RefreshUse::Invalid, "the newer token died with the device");
-    assert_eq!(s.use_refresh_token("nope", now).await.expect("use"), RefreshUse::Invalid);
-    s.store_refresh_token(o.tenant, dev, o.rep1.user, "old", now - 1, None).await.expect("store");
-    assert_eq!(s.use_refresh_token("old", now).await.expect("use"), RefreshUse::Invalid, "expired");
+    assert_eq!(
+        s.use_refresh_token("h1", now + 3_000).await.expect("use"),
+        RefreshUse::Reused {
+            tenant: o.tenant,
+            device: dev
+        }
+    );
+    assert_eq!(
+        s.session_state(o.tenant, o.rep1.user, dev)
+            .await
+            .expect("q"),
+        SessionState::DeviceRevoked
+    );
+    assert_eq!(
+        s.use_refresh_token("h2", now).await.expect("use"),
+        RefreshUse::Invalid,
+        "the newer token died with the device"
+    );
+    assert_eq!(
+        s.use_refresh_token("nope", now).await.expect("use"),
+        RefreshUse::Invalid
+    );
+    s.store_refresh_token(o.tenant, dev, o.rep1.user, "old", now - 1, None)
+        .await
+        .expect("store");
+    assert_eq!(
+        s.use_refresh_token("old", now).await.expect("use"),
+        RefreshUse::Invalid,
+        "expired"
+    );
 }
 
 async fn push_then_pull_respects_readers(s: S) {
     let o = org(&s, "acme").await;
     let c = Customer::new("Acme", o.rep1.user);
     let res = push_new(&s, &o.rep1, &[Record::Customer(c.clone())]).await;
-    assert!(matches!(res[0].2, PushResult::Accepted { .. }), "{:?}", res[0].2);
-    for (who, sees) in [(&o.rep1, true), (&o.manager, true), (&o.admin, true), (&o.rep2, false)] {
+    assert!(
+        matches!(res[0].2, PushResult::Accepted { .. }),
+        "{:?}",
+        res[0].2
+    );
+    for (who, sees) in [
+        (&o.rep1, true),
+        (&o.manager, true),
+        (&o.admin, true),
+        (&o.rep2, false),
+    ] {
         let (items, _, _) = pull_all(&s, who, Cursor::Start, 1 << 20).await;
         assert_eq!(items.len(), usize::from(sees), "{:?}", who.role);
         if sees {
-            let PullItem::Snapshot { doc, .. } = &items[0] else { panic!("bootstrap sends snapshots") };
+            let PullItem::Snapshot { doc, .. } = &items[0] else {
+                panic!("bootstrap sends snapshots")
+            };
             let (r, _) = Record::read(&Automerge::load(&doc.0).expect("load")).expect("read");
             assert_eq!(r, Record::Customer(c.clone()));
         }
@@ -208,12 +372,26 @@ async fn retried_batch_returns_same_answer_and_stores_once(s: S) {
     let doc = c.to_new_doc(ActorId::random()).expect("doc");
     let dev = DeviceId::new();
     let batch = uuid::Uuid::now_v7();
-    let first = s.push(&o.rep1, dev, batch, vec![item(&c, &doc, &[])]).await.expect("push");
-    let again = s.push(&o.rep1, dev, batch, vec![item(&c, &doc, &[])]).await.expect("push");
+    let first = s
+        .push(&o.rep1, dev, batch, vec![item(&c, &doc, &[])])
+        .await
+        .expect("push");
+    let again = s
+        .push(&o.rep1, dev, batch, vec![item(&c, &doc, &[])])
+        .await
+        .expect("push");
     assert_eq!(first.response, again.response);
     assert!(first.new_seq.is_some() && again.new_seq.is_none());
     // A new batch with the same changes is accepted and adds nothing either.
-    let third = s.push(&o.rep1, dev, uuid::Uuid::now_v7(), vec![item(&c, &doc, &[])]).await.expect("push");
+    let third = s
+        .push(
+            &o.rep1,
+            dev,
+            uuid::Uuid::now_v7(),
+            vec![item(&c, &doc, &[])],
+        )
+        .await
+        .expect("push");
     assert!(third.new_seq.is_none());
     let (items, _, _) = pull_all(&s, &o.admin, Cursor::Log { seq: 0 }, 1 << 20).await;
     assert_eq!(items.len(), 1, "one log entry, not three");
@@ -222,15 +400,28 @@ async fn retried_batch_returns_same_answer_and_stores_once(s: S) {
 
 async fn up_to_date_pull_is_empty(s: S) {
     let o = org(&s, "acme").await;
-    let recs: Vec<Record> = (0..20).map(|i| Record::Customer(Customer::new(format!("C{i}"), o.rep1.user))).collect();
+    let recs: Vec<Record> = (0..20)
+        .map(|i| Record::Customer(Customer::new(format!("C{i}"), o.rep1.user)))
+        .collect();
     push_new(&s, &o.rep1, &recs).await;
     let (_, cursor, _) = pull_all(&s, &o.rep1, Cursor::Start, 1 << 20).await;
-    let page = s.pull(&o.rep1, cursor.clone(), 1 << 20).await.expect("pull");
+    let page = s
+        .pull(&o.rep1, cursor.clone(), 1 << 20)
+        .await
+        .expect("pull");
     assert!(page.items.is_empty() && !page.more);
     assert_eq!(Cursor::parse(Some(&page.cursor)).expect("cursor"), cursor);
     // Another rep's activity does not reach this rep, and the cursor still advances.
-    push_new(&s, &o.rep2, &[Record::Customer(Customer::new("Other", o.rep2.user))]).await;
-    let page = s.pull(&o.rep1, cursor.clone(), 1 << 20).await.expect("pull");
+    push_new(
+        &s,
+        &o.rep2,
+        &[Record::Customer(Customer::new("Other", o.rep2.user))],
+    )
+    .await;
+    let page = s
+        .pull(&o.rep1, cursor.clone(), 1 << 20)
+        .await
+        .expect("pull");
     assert!(page.items.is_empty() && !page.more);
     assert_ne!(Cursor::parse(Some(&page.cursor)).expect("cursor"), cursor);
 }
@@ -247,26 +438,61 @@ async fn reassignment_revokes_and_grants(s: S) {
     let mut moved = c.clone();
     moved.owner = o.rep2.user;
     let mut tx = doc.transaction();
-    Record::Customer(moved.clone()).write(&mut tx).expect("write");
+    Record::Customer(moved.clone())
+        .write(&mut tx)
+        .expect("write");
     tx.commit();
-    let out = s.push(&o.rep1, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Customer(moved.clone()), &doc, &heads)]).await.expect("push");
-    assert!(matches!(&out.response.results[0], PushResult::Rejected { error, .. } if error.code == "owner_not_allowed"));
+    let out = s
+        .push(
+            &o.rep1,
+            DeviceId::new(),
+            uuid::Uuid::now_v7(),
+            vec![item(&Record::Customer(moved.clone()), &doc, &heads)],
+        )
+        .await
+        .expect("push");
+    assert!(
+        matches!(&out.response.results[0], PushResult::Rejected { error, .. } if error.code == "owner_not_allowed")
+    );
     // ...an admin can.
-    let out = s.push(&o.admin, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Customer(moved), &doc, &heads)]).await.expect("push");
-    assert!(matches!(&out.response.results[0], PushResult::Accepted { .. }), "{:?}", out.response.results[0]);
+    let out = s
+        .push(
+            &o.admin,
+            DeviceId::new(),
+            uuid::Uuid::now_v7(),
+            vec![item(&Record::Customer(moved), &doc, &heads)],
+        )
+        .await
+        .expect("push");
+    assert!(
+        matches!(&out.response.results[0], PushResult::Accepted { .. }),
+        "{:?}",
+        out.response.results[0]
+    );
     let (items, _, _) = pull_all(&s, &o.rep1, rep1_cursor, 1 << 20).await;
-    assert!(matches!(items.as_slice(), [PullItem::Revoke { .. }]), "{items:?}");
+    assert!(
+        matches!(items.as_slice(), [PullItem::Revoke { .. }]),
+        "{items:?}"
+    );
     let (items, _, _) = pull_all(&s, &o.rep2, rep2_cursor, 1 << 20).await;
-    assert!(items.iter().any(|i| matches!(i, PullItem::Snapshot { .. })), "the new owner gets the compacted document: {items:?}");
+    assert!(
+        items.iter().any(|i| matches!(i, PullItem::Snapshot { .. })),
+        "the new owner gets the compacted document: {items:?}"
+    );
 }
 
 async fn pull_pages_by_size_without_loss(s: S) {
     let o = org(&s, "acme").await;
-    let recs: Vec<Record> = (0..300).map(|i| Record::Customer(Customer::new(format!("Customer {i}"), o.rep1.user))).collect();
+    let recs: Vec<Record> = (0..300)
+        .map(|i| Record::Customer(Customer::new(format!("Customer {i}"), o.rep1.user)))
+        .collect();
     push_new(&s, &o.rep1, &recs[..150]).await;
     let (items, cursor, requests) = pull_all(&s, &o.rep1, Cursor::Start, 4096).await;
     assert_eq!(doc_ids(&items).len(), 150);
-    assert!(requests > 3, "small pages take several requests: {requests}");
+    assert!(
+        requests > 3,
+        "small pages take several requests: {requests}"
+    );
     push_new(&s, &o.rep1, &recs[150..]).await;
     let (items, _, requests) = pull_all(&s, &o.rep1, cursor, 4096).await;
     assert_eq!(doc_ids(&items).len(), 150);
@@ -276,11 +502,17 @@ async fn pull_pages_by_size_without_loss(s: S) {
 async fn projections_follow_the_documents(s: S) {
     let o = org(&s, "acme").await;
     let mut c = Customer::new("Acme", o.rep1.user);
-    c.location = Some(GeoPoint { lat: 30.65, lon: 104.06 });
+    c.location = Some(GeoPoint {
+        lat: 30.65,
+        lon: 104.06,
+    });
     c.tags = vec!["key".into()];
     let res = push_new(&s, &o.rep1, &[Record::Customer(c.clone())]).await;
     let row = s.customer(&o.rep1, c.id).await.expect("q").expect("row");
-    assert_eq!((row.name.as_str(), row.lat, row.tags.clone()), ("Acme", Some(30.65), vec!["key".to_string()]));
+    assert_eq!(
+        (row.name.as_str(), row.lat, row.tags.clone()),
+        ("Acme", Some(30.65), vec!["key".to_string()])
+    );
     assert!(s.customer(&o.rep2, c.id).await.expect("q").is_none());
     let mut doc = res[0].1.clone();
     let heads = doc.get_heads();
@@ -288,8 +520,22 @@ async fn projections_follow_the_documents(s: S) {
     let mut tx = doc.transaction();
     Record::Customer(c.clone()).write(&mut tx).expect("write");
     tx.commit();
-    s.push(&o.rep1, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Customer(c.clone()), &doc, &heads)]).await.expect("push");
-    assert_eq!(s.customer(&o.manager, c.id).await.expect("q").expect("row").name, "Acme Ltd");
+    s.push(
+        &o.rep1,
+        DeviceId::new(),
+        uuid::Uuid::now_v7(),
+        vec![item(&Record::Customer(c.clone()), &doc, &heads)],
+    )
+    .await
+    .expect("push");
+    assert_eq!(
+        s.customer(&o.manager, c.id)
+            .await
+            .expect("q")
+            .expect("row")
+            .name,
+        "Acme Ltd"
+    );
     assert_eq!(s.list_customers(&o.rep1).await.expect("q").len(), 1);
     assert_eq!(s.list_customers(&o.rep2).await.expect("q").len(), 0);
 }
@@ -299,13 +545,25 @@ async fn project_needs_existing_customer(s: S) {
     let mut p = Project::new("Tower", o.manager.user);
     p.customer = Some(fieldsync_sync::DocId::new());
     let res = push_new(&s, &o.manager, &[Record::Project(p.clone())]).await;
-    assert!(matches!(&res[0].2, PushResult::Rejected { error, .. } if error.code == "unknown_customer"), "{:?}", res[0].2);
+    assert!(
+        matches!(&res[0].2, PushResult::Rejected { error, .. } if error.code == "unknown_customer"),
+        "{:?}",
+        res[0].2
+    );
     // Customer and project in the same push are fine.
     let c = Customer::new("Acme", o.manager.user);
     let mut p = Project::new("Tower", o.manager.user);
     p.customer = Some(c.id);
-    let res = push_new(&s, &o.manager, &[Record::Customer(c), Record::Project(p.clone())]).await;
-    assert!(res.iter().all(|r| matches!(r.2, PushResult::Accepted { .. })));
+    let res = push_new(
+        &s,
+        &o.manager,
+        &[Record::Customer(c), Record::Project(p.clone())],
+    )
+    .await;
+    assert!(
+        res.iter()
+            .all(|r| matches!(r.2, PushResult::Accepted { .. }))
+    );
     let row = s.project(&o.manager, p.id).await.expect("q").expect("row");
     assert_eq!(row.name, "Tower");
     // Re-pointing a stored project at an unknown customer is refused, and the refusal carries
@@ -315,14 +573,32 @@ async fn project_needs_existing_customer(s: S) {
     let mut moved = p.clone();
     moved.customer = Some(fieldsync_sync::DocId::new());
     let mut tx = doc.transaction();
-    Record::Project(moved.clone()).write(&mut tx).expect("write");
+    Record::Project(moved.clone())
+        .write(&mut tx)
+        .expect("write");
     tx.commit();
-    let out = s.push(&o.manager, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Project(moved), &doc, &heads)]).await.expect("push");
+    let out = s
+        .push(
+            &o.manager,
+            DeviceId::new(),
+            uuid::Uuid::now_v7(),
+            vec![item(&Record::Project(moved), &doc, &heads)],
+        )
+        .await
+        .expect("push");
     match &out.response.results[0] {
-        PushResult::Rejected { error, doc: Some(server_doc), heads: server_heads, .. } => {
+        PushResult::Rejected {
+            error,
+            doc: Some(server_doc),
+            heads: server_heads,
+            ..
+        } => {
             assert_eq!(error.code, "unknown_customer");
             let server = Automerge::load(&server_doc.0).expect("load");
-            assert_eq!(fieldsync_sync::protocol::heads_to_strings(&server.get_heads()), *server_heads);
+            assert_eq!(
+                fieldsync_sync::protocol::heads_to_strings(&server.get_heads()),
+                *server_heads
+            );
             assert_eq!(Record::read(&server).expect("read").0, Record::Project(p));
         }
         other => panic!("expected a rejection with the stored version, got {other:?}"),
@@ -339,11 +615,25 @@ async fn tenants_are_isolated(s: S) {
     let (items, _, _) = pull_all(&s, &b.admin, Cursor::Start, 1 << 20).await;
     assert!(items.is_empty());
     // Beta's admin pushing a change to alpha's document id cannot reach alpha's record.
-    let doc = Record::Customer(c.clone()).to_new_doc(ActorId::random()).expect("doc");
-    let out = s.push(&b.admin, DeviceId::new(), uuid::Uuid::now_v7(), vec![item(&Record::Customer(c.clone()), &doc, &[])]).await.expect("push");
+    let doc = Record::Customer(c.clone())
+        .to_new_doc(ActorId::random())
+        .expect("doc");
+    let out = s
+        .push(
+            &b.admin,
+            DeviceId::new(),
+            uuid::Uuid::now_v7(),
+            vec![item(&Record::Customer(c.clone()), &doc, &[])],
+        )
+        .await
+        .expect("push");
     // Whatever the answer, alpha's record is untouched and beta sees nothing of alpha's.
     let _ = out;
-    let (_, bytes) = s.readable_doc(&a.admin, c.id).await.expect("q").expect("alpha still has it");
+    let (_, bytes) = s
+        .readable_doc(&a.admin, c.id)
+        .await
+        .expect("q")
+        .expect("alpha still has it");
     let (r, _) = Record::read(&Automerge::load(&bytes).expect("load")).expect("read");
     assert_eq!(r, Record::Customer(c));
     assert_eq!(s.count_documents(a.tenant).await.expect("count"), 1);

@@ -88,7 +88,7 @@ pub trait Directory {
 /// reads what their team members are principals of.
 pub fn can_read(caller: &Caller, principals: &[UserId], dir: &dyn Directory) -> bool {
     caller.role == Role::Admin
-        || principals.iter().any(|p| *p == caller.user)
+        || principals.contains(&caller.user)
         || (caller.role == Role::Manager
             && principals
                 .iter()

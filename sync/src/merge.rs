@@ -21,7 +21,7 @@ pub struct Incoming {
 pub enum Outcome {
     /// Store `snapshot` as the document and append `new_changes` to the change log.
     /// `new_changes` is empty when every change was already known (a retry): store nothing.
-    Accepted(Accepted),
+    Accepted(Box<Accepted>),
     /// Store nothing. `heads` and `doc` describe the stored version if the caller may see it.
     Rejected {
         error: Rejection,
@@ -138,7 +138,7 @@ pub fn apply_incoming(
     if heads == before_heads {
         // Every change was already here: a retry. Accept, store nothing new.
         if let Some(before) = before {
-            return Outcome::Accepted(Accepted {
+            return Outcome::Accepted(Box::new(Accepted {
                 principals_before: before.principals(),
                 record: before,
                 conflicts: Vec::new(),
@@ -146,7 +146,7 @@ pub fn apply_incoming(
                 new_changes: Vec::new(),
                 heads,
                 created: false,
-            });
+            }));
         }
         return reject(
             Rejection::new("empty_document", "A new record must contain changes."),
@@ -181,7 +181,7 @@ pub fn apply_incoming(
         .into_iter()
         .map(|c| c.raw_bytes().to_vec())
         .collect();
-    Outcome::Accepted(Accepted {
+    Outcome::Accepted(Box::new(Accepted {
         principals_before: before.map(|b| b.principals()).unwrap_or_default(),
         snapshot: working.save(),
         new_changes,
@@ -189,5 +189,5 @@ pub fn apply_incoming(
         created,
         record,
         conflicts,
-    })
+    }))
 }

@@ -374,10 +374,8 @@ pub fn check_change(
             "The record's 'id' field does not match its document id.",
         );
     }
-    if let Some(b) = before {
-        if b.kind() != after.kind() {
-            return reject("immutable_field", "A record's kind cannot change.");
-        }
+    if before.is_some_and(|b| b.kind() != after.kind()) {
+        return reject("immutable_field", "A record's kind cannot change.");
     }
     match (before, after) {
         (None, Record::Customer(a)) => check_customer_change(None, a, caller, dir),

@@ -577,7 +577,7 @@ mod convergence {
             1 => c.phone = Some(format!("+86 {value:05}")),
             2 => c
                 .notes
-                .insert_str(usize::from(value) % (c.notes.chars().count() + 1), "x"),
+                .insert(usize::from(value) % (c.notes.chars().count() + 1), 'x'),
             3 => c.tags = vec![format!("t{}", value % 4)],
             4 => {
                 c.location = Some(GeoPoint {

@@ -92,13 +92,12 @@ pub async fn login(
         ));
     }
     let device_id = req.device_id.unwrap_or_default();
-    if let Some(d) = state.store.device(tenant.id, device_id).await? {
-        if d.revoked {
-            return Err(ApiError::forbidden(
-                "device_revoked",
-                "This device has been signed out by an administrator; reinstall the app to sign in again.",
-            ));
-        }
+    let known = state.store.device(tenant.id, device_id).await?;
+    if known.is_some_and(|d| d.revoked) {
+        return Err(ApiError::forbidden(
+            "device_revoked",
+            "This device has been signed out by an administrator; sign in again to register it as a new device.",
+        ));
     }
     let name = req
         .device_name
@@ -129,9 +128,9 @@ pub async fn refresh(
             device,
             user,
         } => match state.store.session_state(tenant, user, device).await? {
-            SessionState::Active { role } => {
-                Ok(Json(issue(&state, tenant, user, device, role, Some(&hash)).await?))
-            }
+            SessionState::Active { role } => Ok(Json(
+                issue(&state, tenant, user, device, role, Some(&hash)).await?,
+            )),
             SessionState::UserDisabled => Err(ApiError::forbidden(
                 "account_disabled",
                 "This account has been disabled.",

@@ -106,12 +106,20 @@ async fn count(
         }
     };
     m.bytes_in.fetch_add(bytes.len() as u64, Relaxed);
-    let res = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
-    m.bytes_out.fetch_add(res.body().size_hint().exact().unwrap_or(0), Relaxed);
+    let res = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    m.bytes_out
+        .fetch_add(res.body().size_hint().exact().unwrap_or(0), Relaxed);
     res
 }
 
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Json<serde_json::Value> {
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<serde_json::Value> {
     use std::sync::atomic::Ordering::Relaxed;
     let m = &state.metrics;
     Json(serde_json::json!({

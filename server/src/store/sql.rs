@@ -176,7 +176,10 @@ pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>
             .unwrap_or_default();
         d.result = PushResult::Rejected {
             doc_id: *doc_id,
-            error: Rejection::new("unknown_customer", "The project's customer does not exist in this company."),
+            error: Rejection::new(
+                "unknown_customer",
+                "The project's customer does not exist in this company.",
+            ),
             heads,
             doc: stored.cloned().map(B64),
         };
@@ -185,15 +188,15 @@ pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>
 }
 
 /// A site's geofence as projection columns: shape, centre lat, centre lon, radius, polygon JSON.
-pub(super) fn fence_columns(
-    f: Option<&Geofence>,
-) -> (
+pub(super) type FenceColumns = (
     Option<&'static str>,
     Option<f64>,
     Option<f64>,
     Option<f64>,
     Option<String>,
-) {
+);
+
+pub(super) fn fence_columns(f: Option<&Geofence>) -> FenceColumns {
     match f {
         None => (None, None, None, None, None),
         Some(Geofence::Circle { center, radius_m }) => (

@@ -84,7 +84,8 @@ CREATE TABLE doc_access (
 CREATE INDEX doc_access_by_user ON doc_access (tenant_id, user_id);
 
 -- The per-tenant change log that pull cursors walk. entry is 'changes' (data = the new Automerge
--- changes, concatenated, each a whole chunk), 'grant' or 'revoke' (user_id = whose access moved).
+-- changes, each framed by its length; device_id = the device that pushed them, which already
+-- has them and is not sent them back), 'grant' or 'revoke' (user_id = whose access moved).
 CREATE TABLE change_log (
     tenant_id  TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -92,6 +93,7 @@ CREATE TABLE change_log (
     kind       TEXT NOT NULL,
     entry      TEXT NOT NULL,
     user_id    TEXT,
+    device_id  TEXT,
     data       BLOB,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, seq)

@@ -89,6 +89,7 @@ conformance!(
     projections_follow_the_documents,
     project_needs_existing_customer,
     tenants_are_isolated,
+    a_device_is_not_sent_its_own_changes,
 );
 
 struct Org {
@@ -176,7 +177,10 @@ async fn pull_all(
     let mut items = Vec::new();
     let mut requests = 0;
     loop {
-        let page = s.pull(caller, cursor.clone(), max).await.expect("pull");
+        let page = s
+            .pull(caller, None, cursor.clone(), max)
+            .await
+            .expect("pull");
         requests += 1;
         items.extend(page.items);
         cursor = Cursor::parse(Some(&page.cursor)).expect("cursor");
@@ -406,7 +410,7 @@ async fn up_to_date_pull_is_empty(s: S) {
     push_new(&s, &o.rep1, &recs).await;
     let (_, cursor, _) = pull_all(&s, &o.rep1, Cursor::Start, 1 << 20).await;
     let page = s
-        .pull(&o.rep1, cursor.clone(), 1 << 20)
+        .pull(&o.rep1, None, cursor.clone(), 1 << 20)
         .await
         .expect("pull");
     assert!(page.items.is_empty() && !page.more);
@@ -419,7 +423,7 @@ async fn up_to_date_pull_is_empty(s: S) {
     )
     .await;
     let page = s
-        .pull(&o.rep1, cursor.clone(), 1 << 20)
+        .pull(&o.rep1, None, cursor.clone(), 1 << 20)
         .await
         .expect("pull");
     assert!(page.items.is_empty() && !page.more);
@@ -637,4 +641,42 @@ async fn tenants_are_isolated(s: S) {
     let (r, _) = Record::read(&Automerge::load(&bytes).expect("load")).expect("read");
     assert_eq!(r, Record::Customer(c));
     assert_eq!(s.count_documents(a.tenant).await.expect("count"), 1);
+}
+
+async fn a_device_is_not_sent_its_own_changes(s: S) {
+    let o = org(&s, "acme").await;
+    let (_, start, _) = pull_all(&s, &o.rep1, Cursor::Start, 1 << 20).await;
+    let mine = DeviceId::new();
+    let c = Record::Customer(Customer::new("Mine", o.rep1.user));
+    let doc = c.to_new_doc(ActorId::random()).expect("doc");
+    s.push(
+        &o.rep1,
+        mine,
+        uuid::Uuid::now_v7(),
+        vec![item(&c, &doc, &[])],
+    )
+    .await
+    .expect("push");
+    let page = s
+        .pull(&o.rep1, Some(mine), start.clone(), 1 << 20)
+        .await
+        .expect("pull");
+    assert!(
+        page.items.is_empty(),
+        "the pushing device has these changes already"
+    );
+    assert_ne!(
+        Cursor::parse(Some(&page.cursor)).expect("cursor"),
+        start,
+        "but its cursor moves past them"
+    );
+    let other = s
+        .pull(&o.rep1, Some(DeviceId::new()), start, 1 << 20)
+        .await
+        .expect("pull");
+    assert_eq!(
+        other.items.len(),
+        1,
+        "another phone of the same user gets them"
+    );
 }

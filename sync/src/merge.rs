@@ -73,59 +73,70 @@ pub fn load(stored: &[u8]) -> Result<Automerge, Rejection> {
 }
 
 /// Applies `incoming` to `stored` (None for a document the server does not have) on behalf of `caller`.
+///
+/// A new document is stored as the change chunks that created it (they are its whole, short
+/// history, and `Automerge::load` reads them like a saved document); an existing one is stored
+/// compacted with `Automerge::save` after every accepted change.
 pub fn apply_incoming(
     stored: Option<&[u8]>,
     incoming: &Incoming,
     caller: &Caller,
     dir: &dyn Directory,
 ) -> Outcome {
-    let reject = |error: Rejection, doc: Option<&Automerge>, visible: bool| Outcome::Rejected {
+    let hidden = |error: Rejection| Outcome::Rejected {
         error,
-        heads: doc
-            .filter(|_| visible)
-            .map(|d| d.get_heads())
-            .unwrap_or_default(),
-        doc: doc.filter(|_| visible).map(|d| d.save()),
+        heads: Vec::new(),
+        doc: None,
     };
-    let mut doc = match stored.map(load).transpose() {
+    let doc = match stored.map(load).transpose() {
         Ok(d) => d,
-        Err(e) => return reject(e, None, false),
+        Err(e) => return hidden(e),
     };
     let before = match &doc {
         Some(d) => match Record::read(d) {
             Ok((r, _)) => Some(r),
-            Err(e) => return reject(e, None, false),
+            Err(e) => return hidden(e),
         },
         None => None,
     };
-    let visible = before
+    if before
         .as_ref()
-        .is_none_or(|b| can_read(caller, &b.principals(), dir));
-    if !visible {
+        .is_some_and(|b| !can_read(caller, &b.principals(), dir))
+    {
         // Same answer as for a document that does not exist, so ids reveal nothing.
-        return reject(
-            Rejection::new("forbidden", "You may not change this record."),
-            None,
-            false,
-        );
+        return hidden(Rejection::new(
+            "forbidden",
+            "You may not change this record.",
+        ));
     }
+    let before_heads = doc.as_ref().map(|d| d.get_heads()).unwrap_or_default();
+    // Refusals carry the stored version, so the phone can return to it.
+    let refuse = |error: Rejection| Outcome::Rejected {
+        error,
+        heads: before_heads.clone(),
+        doc: stored.map(<[u8]>::to_vec),
+    };
     let changes = match parse_changes(&incoming.changes) {
         Ok(c) => c,
-        Err(e) => return reject(e, doc.as_ref(), true),
+        Err(e) => return refuse(e),
     };
     let created = doc.is_none();
-    let mut working = doc.take().unwrap_or_default();
-    let before_heads = working.get_heads();
-    let pristine = if created { None } else { Some(working.fork()) };
+    let mut fresh: Vec<(ChangeHash, &[u8])> = Vec::new();
+    if created {
+        let mut seen = std::collections::HashSet::new();
+        fresh = changes
+            .iter()
+            .zip(&incoming.changes)
+            .filter(|(c, _)| seen.insert(c.hash()))
+            .map(|(c, raw)| (c.hash(), raw.as_slice()))
+            .collect();
+    }
+    let mut working = doc.unwrap_or_default();
     if let Err(e) = working.apply_changes(changes) {
-        return reject(
-            Rejection::new(
-                "malformed_change",
-                format!("The changes cannot be applied: {e}."),
-            ),
-            pristine.as_ref(),
-            true,
-        );
+        return refuse(Rejection::new(
+            "malformed_change",
+            format!("The changes cannot be applied: {e}."),
+        ));
     }
     let missing = working.get_missing_deps(&[]);
     if !missing.is_empty() {
@@ -137,8 +148,8 @@ pub fn apply_incoming(
     let heads = working.get_heads();
     if heads == before_heads {
         // Every change was already here: a retry. Accept, store nothing new.
-        if let Some(before) = before {
-            return Outcome::Accepted(Box::new(Accepted {
+        return match before {
+            Some(before) => Outcome::Accepted(Box::new(Accepted {
                 principals_before: before.principals(),
                 record: before,
                 conflicts: Vec::new(),
@@ -146,44 +157,46 @@ pub fn apply_incoming(
                 new_changes: Vec::new(),
                 heads,
                 created: false,
-            }));
-        }
-        return reject(
-            Rejection::new("empty_document", "A new record must contain changes."),
-            None,
-            false,
-        );
+            })),
+            None => hidden(Rejection::new(
+                "empty_document",
+                "A new record must contain changes.",
+            )),
+        };
     }
     let kind_field = doc_kind(&working);
     if kind_field.as_deref() != Some(incoming.kind.as_str()) {
-        return reject(
-            Rejection::new(
-                "kind_mismatch",
-                format!(
-                    "The document is a {} but was sent as a {}.",
-                    kind_field.unwrap_or_else(|| "record of no kind".into()),
-                    incoming.kind
-                ),
+        return refuse(Rejection::new(
+            "kind_mismatch",
+            format!(
+                "The document is a {} but was sent as a {}.",
+                kind_field.unwrap_or_else(|| "record of no kind".into()),
+                incoming.kind
             ),
-            pristine.as_ref(),
-            true,
-        );
+        ));
     }
     let (record, conflicts) = match Record::read(&working) {
         Ok(r) => r,
-        Err(e) => return reject(e, pristine.as_ref(), true),
+        Err(e) => return refuse(e),
     };
     if let Err(e) = check_change(incoming.doc_id, before.as_ref(), &record, caller, dir) {
-        return reject(e, pristine.as_ref(), true);
+        return refuse(e);
     }
-    let new_changes = working
-        .get_changes(&before_heads)
-        .into_iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect();
+    let (new_changes, snapshot) = if created {
+        let new_changes: Vec<Vec<u8>> = fresh.iter().map(|(_, raw)| raw.to_vec()).collect();
+        let snapshot = new_changes.concat();
+        (new_changes, snapshot)
+    } else {
+        let new_changes = working
+            .get_changes(&before_heads)
+            .into_iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        (new_changes, working.save())
+    };
     Outcome::Accepted(Box::new(Accepted {
         principals_before: before.map(|b| b.principals()).unwrap_or_default(),
-        snapshot: working.save(),
+        snapshot,
         new_changes,
         heads,
         created,

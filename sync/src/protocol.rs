@@ -140,11 +140,15 @@ pub enum PullItem {
         kind: RecordKind,
         changes: Vec<B64>,
     },
-    /// A whole compacted document: on first sync, or when the phone gained access to it.
+    /// A whole document (compacted, with at most a short tail of changes): on first sync, or
+    /// when the phone gained access to it. `heads` are its heads, so a phone without a copy can
+    /// store it without decoding it first.
     Snapshot {
         doc_id: DocId,
         kind: RecordKind,
         doc: B64,
+        #[serde(default)]
+        heads: Vec<String>,
     },
     /// The phone may no longer read this document and must delete its copy.
     Revoke { doc_id: DocId, reason: String },
@@ -183,8 +187,8 @@ pub enum RepairItem {
         kind: RecordKind,
         doc: B64,
     },
-    /// The phone holds a document it may not read (or that does not exist on the server but
-    /// was never pushed by it); delete it.
+    /// The phone holds a document that exists here but that it may not read; delete it.
+    /// (Documents the server has never seen get no item: they are the phone's to push.)
     Revoke { doc_id: DocId, reason: String },
     /// The document differs: continue with Automerge sync messages for it (`/v1/sync/repair/sync`).
     Differs {

@@ -96,7 +96,11 @@ pub async fn pull(
         .max_bytes
         .unwrap_or(DEFAULT_PULL_BYTES)
         .clamp(1, MAX_PULL_BYTES);
-    match state.store.pull(&auth.caller, cursor, max).await {
+    match state
+        .store
+        .pull(&auth.caller, Some(auth.device), cursor, max)
+        .await
+    {
         Ok(r) => Ok(Json(r)),
         Err(StoreError::NotFound(_)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,

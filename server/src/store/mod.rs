@@ -238,7 +238,14 @@ pub trait Store: Send + Sync + 'static {
         items: Vec<PushItem>,
     ) -> Result<PushOutcome>;
     /// One page of what changed since `cursor`, filtered to what `caller` may read.
-    async fn pull(&self, caller: &Caller, cursor: Cursor, max_bytes: u64) -> Result<PullResponse>;
+    /// Changes that `device` pushed itself are left out: it has them.
+    async fn pull(
+        &self,
+        caller: &Caller,
+        device: Option<DeviceId>,
+        cursor: Cursor,
+        max_bytes: u64,
+    ) -> Result<PullResponse>;
     /// Compares the phone's heads with the server's and lists what differs.
     async fn repair(
         &self,

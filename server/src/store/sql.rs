@@ -61,6 +61,32 @@ fn with_managers(users: &BTreeSet<UserId>, dir: &dyn Directory) -> BTreeSet<User
 /// Decides every document of a push. Pure and CPU-bound: the caller runs it off the async
 /// runtime.
 pub(super) fn decide(
+    mut items: Vec<PushItem>,
+    stored: &HashMap<String, Vec<u8>>,
+    caller: &Caller,
+    dir: &UserDirectory,
+) -> Vec<Decision> {
+    // Documents are independent: a large push is decided on two threads (the machines we run
+    // on have two cores, and the phone is waiting, not working, meanwhile).
+    const PARALLEL_FROM: usize = 64;
+    if items.len() >= PARALLEL_FROM {
+        let second = items.split_off(items.len() / 2);
+        return std::thread::scope(|scope| {
+            let other = scope.spawn(|| decide_each(second, stored, caller, dir));
+            let mut first = decide_each(items, stored, caller, dir);
+            match other.join() {
+                Ok(rest) => {
+                    first.extend(rest);
+                    first
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
+    }
+    decide_each(items, stored, caller, dir)
+}
+
+fn decide_each(
     items: Vec<PushItem>,
     stored: &HashMap<String, Vec<u8>>,
     caller: &Caller,
@@ -333,7 +359,7 @@ macro_rules! impl_store {
         }
 
         /// Writes the accepted documents: snapshots, access rows, log entries and projections.
-        async fn write_docs(tx: &mut Tx, tenant: &str, writes: &[&DocWrite], first_seq: i64, now: i64) -> Result<()> {
+        async fn write_docs(tx: &mut Tx, tenant: &str, device: &str, writes: &[&DocWrite], first_seq: i64, now: i64) -> Result<()> {
             let mut seq = first_seq;
             let mut log_rows = Vec::new();
             let mut doc_seq = Vec::with_capacity(writes.len());
@@ -359,10 +385,10 @@ macro_rules! impl_store {
                 qb.build().execute(&mut **tx).await?;
             }
             for chunk in log_rows.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<$db>::new("INSERT INTO change_log (tenant_id, seq, doc_id, kind, entry, user_id, data, created_at) ");
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO change_log (tenant_id, seq, doc_id, kind, entry, user_id, device_id, data, created_at) ");
                 qb.push_values(chunk, |mut b, (s, w, e)| {
                     b.push_bind(tenant).push_bind(*s).push_bind(w.doc_id.as_str()).push_bind(w.kind).push_bind(e.entry)
-                        .push_bind(e.user.as_deref()).push_bind(e.data.as_deref()).push_bind(now);
+                        .push_bind(e.user.as_deref()).push_bind(device).push_bind(e.data.as_deref()).push_bind(now);
                 });
                 qb.build().execute(&mut **tx).await?;
             }
@@ -464,6 +490,26 @@ macro_rules! impl_store {
                 qb.build().execute(&mut **tx).await?;
             }
             Ok(())
+        }
+
+        /// Kind, stored bytes and heads of a document, if `caller` may read it.
+        async fn readable_row(pool: &sqlx::Pool<$db>, caller: &Caller, doc: DocId) -> Result<Option<(String, Vec<u8>, Vec<String>)>> {
+            let sql = format!(
+                "SELECT d.kind, d.snapshot, d.heads FROM documents d WHERE d.tenant_id = $1 AND d.doc_id = $4 AND {}",
+                readable("d.doc_id")
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(caller.tenant.as_string())
+                .bind(caller.user.as_string())
+                .bind(caller.role == Role::Admin)
+                .bind(doc.as_string())
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| {
+                let heads: String = r.try_get("heads")?;
+                Ok((r.try_get("kind")?, r.try_get("snapshot")?, serde_json::from_str(&heads).map_err(sql::corrupt)?))
+            })
+            .transpose()
         }
 
         fn customer_from_row(r: &DbRow, contacts: Vec<ContactRow>) -> Result<CustomerRow> {
@@ -818,7 +864,7 @@ macro_rules! impl_store {
                         .fetch_one(&mut *tx)
                         .await?;
                     let last: i64 = row.try_get("log_seq")?;
-                    write_docs(&mut tx, &tenant, &writes, last - entries + 1, now).await?;
+                    write_docs(&mut tx, &tenant, &device.as_string(), &writes, last - entries + 1, now).await?;
                     new_seq = Some(last);
                 }
                 let response = PushResponse { v: PROTOCOL_VERSION, batch_id, results: decisions.into_iter().map(|d| d.result).collect() };
@@ -835,7 +881,7 @@ macro_rules! impl_store {
                 Ok(PushOutcome { response, new_seq })
             }
 
-            async fn pull(&self, caller: &Caller, cursor: Cursor, max_bytes: u64) -> Result<PullResponse> {
+            async fn pull(&self, caller: &Caller, device: Option<DeviceId>, cursor: Cursor, max_bytes: u64) -> Result<PullResponse> {
                 let tenant = caller.tenant.as_string();
                 let user = caller.user.as_string();
                 let admin = caller.role == Role::Admin;
@@ -854,7 +900,7 @@ macro_rules! impl_store {
                             _ => (head, String::new()),
                         };
                         let sql = format!(
-                            "SELECT d.doc_id, d.kind, d.snapshot FROM documents d WHERE d.tenant_id = $1 AND d.doc_id > $4 AND {} \
+                            "SELECT d.doc_id, d.kind, d.snapshot, d.heads FROM documents d WHERE d.tenant_id = $1 AND d.doc_id > $4 AND {} \
                              ORDER BY d.doc_id LIMIT 256",
                             readable("d.doc_id")
                         );
@@ -866,7 +912,9 @@ macro_rules! impl_store {
                                 bytes += doc.len() as u64;
                                 after = r.try_get("doc_id")?;
                                 let kind: RecordKind = r.try_get::<String, _>("kind")?.parse().map_err(sql::corrupt)?;
-                                items.push(PullItem::Snapshot { doc_id: parse_id(&after)?, kind, doc: B64(doc) });
+                                let heads: String = r.try_get("heads")?;
+                                let heads = serde_json::from_str(&heads).map_err(sql::corrupt)?;
+                                items.push(PullItem::Snapshot { doc_id: parse_id(&after)?, kind, doc: B64(doc), heads });
                                 if bytes >= max_bytes {
                                     break;
                                 }
@@ -888,10 +936,11 @@ macro_rules! impl_store {
                         }
                         let sql = format!(
                             "SELECT l.seq, l.doc_id, l.kind, l.entry, l.data FROM change_log l WHERE l.tenant_id = $1 AND l.seq > $4 AND l.seq <= $5 \
-                             AND ((l.entry = 'changes' AND {}) OR (l.entry <> 'changes' AND l.user_id = $2)) ORDER BY l.seq LIMIT 512",
+                             AND ((l.entry = 'changes' AND (l.device_id IS NULL OR l.device_id <> $6) AND {}) OR (l.entry <> 'changes' AND l.user_id = $2)) \
+                             ORDER BY l.seq LIMIT 512",
                             readable("l.doc_id")
                         );
-                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(seq).bind(head).fetch_all(&self.pool).await?;
+                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(seq).bind(head).bind(device.map(|d| d.as_string()).unwrap_or_default()).fetch_all(&self.pool).await?;
                         let full = rows.len() == 512;
                         let mut last = seq;
                         for r in &rows {
@@ -909,9 +958,9 @@ macro_rules! impl_store {
                                     items.push(PullItem::Changes { doc_id, kind, changes });
                                 }
                                 "grant" => {
-                                    if let Some((_, doc)) = self.readable_doc(caller, doc_id).await? {
+                                    if let Some((_, doc, heads)) = readable_row(&self.pool, caller, doc_id).await? {
                                         bytes += doc.len() as u64;
-                                        items.push(PullItem::Snapshot { doc_id, kind, doc: B64(doc) });
+                                        items.push(PullItem::Snapshot { doc_id, kind, doc: B64(doc), heads });
                                     }
                                 }
                                 _ => {
@@ -1000,18 +1049,7 @@ macro_rules! impl_store {
             }
 
             async fn readable_doc(&self, caller: &Caller, doc: DocId) -> Result<Option<(String, Vec<u8>)>> {
-                let sql = format!(
-                    "SELECT d.kind, d.snapshot FROM documents d WHERE d.tenant_id = $1 AND d.doc_id = $4 AND {}",
-                    readable("d.doc_id")
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(caller.tenant.as_string())
-                    .bind(caller.user.as_string())
-                    .bind(caller.role == Role::Admin)
-                    .bind(doc.as_string())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|r| Ok((r.try_get("kind")?, r.try_get("snapshot")?))).transpose()
+                Ok(readable_row(&self.pool, caller, doc).await?.map(|(kind, bytes, _)| (kind, bytes)))
             }
 
             async fn list_customers(&self, caller: &Caller) -> Result<Vec<CustomerRow>> {

@@ -136,7 +136,7 @@ fn apply_pull_item(
             }
             Ok((1, 0))
         }
-        PullItem::Snapshot { doc_id, kind, doc } => {
+        PullItem::Snapshot { doc_id, kind, doc, .. } => {
             store_snapshot(conn, device, &doc_id.to_string(), kind, &doc.0)?;
             Ok((1, 0))
         }

@@ -99,7 +99,9 @@ fn a_retried_push_returns_the_same_answer_and_duplicates_nothing() {
     let second = h.post("/v1/sync/push", Some(&tok), &body);
     assert_eq!(first, second);
     assert_eq!(stored(&h), 1);
-    let (_, pulled) = h.post("/v1/sync/pull", Some(&tok), &json!({"v": 1, "cursor": "s0"}));
+    // Another device of the same user (a new login) sees exactly one log entry.
+    let other_device = h.token("acme", "rep@acme.test");
+    let (_, pulled) = h.post("/v1/sync/pull", Some(&other_device), &json!({"v": 1, "cursor": "s0"}));
     assert_eq!(pulled["items"].as_array().expect("items").len(), 1, "one log entry: {pulled}");
 }
 

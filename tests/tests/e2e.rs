@@ -340,3 +340,38 @@ fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device() {
     phone.sync().expect("sync");
     assert_eq!(phone.list_customers().expect("list").len(), 1, "the company's record comes back from the server");
 }
+
+#[test]
+fn project_members_gain_and_lose_the_project() {
+    let Acme { h } = acme();
+    let t = h.rt.block_on(h.store.tenant_by_slug("acme")).expect("q").expect("tenant").id;
+    h.user(t, "site@acme.test", Role::SiteManager, None);
+    let site = h.phone("acme", "site@acme.test");
+    let rep2 = h.phone("acme", "rep2@acme.test");
+    let rep2_id = rep2.status().expect("status").user_id.expect("user");
+    let project = site
+        .create_project(fieldsync_mobile_core::NewProject { name: "Tower B fit-out".into(), code: Some("TB-01".into()), ..Default::default() })
+        .expect("create")
+        .project
+        .id
+        .as_string();
+    site.sync().expect("sync");
+    rep2.sync().expect("sync");
+    assert!(rep2.list_projects().expect("list").is_empty(), "not a member yet");
+
+    site.add_member(project.clone(), rep2_id.clone(), "crew".into()).expect("add member");
+    site.sync().expect("sync");
+    rep2.sync().expect("sync");
+    assert_eq!(rep2.get_project(project.clone()).expect("member sees it").project.name, "Tower B fit-out");
+    // A crew member may read the project but not change it.
+    rep2.edit_project(project.clone(), vec![edit("name", "Renamed by crew")]).expect("local edit");
+    let r = rep2.sync().expect("sync");
+    assert_eq!(r.rejected.first().map(|x| x.code.as_str()), Some("forbidden"), "{r:?}");
+    assert_eq!(rep2.get_project(project.clone()).expect("still there").project.name, "Tower B fit-out");
+
+    site.remove_member(project.clone(), rep2_id).expect("remove member");
+    site.sync().expect("sync");
+    let r = rep2.sync().expect("sync");
+    assert_eq!(r.revoked, 1, "{r:?}");
+    assert!(rep2.get_project(project).is_err(), "a removed member's phone drops the project");
+}

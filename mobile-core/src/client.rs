@@ -62,6 +62,11 @@ impl HttpError {
     }
 }
 
+/// A request body as JSON.
+fn to_json<Req: Serialize>(body: &Req) -> Vec<u8> {
+    serde_json::to_vec(body).expect("BUG: request types always serialize")
+}
+
 /// A blocking JSON client.
 pub(crate) struct Http {
     agent: ureq::Agent,
@@ -87,13 +92,28 @@ impl Http {
         token: Option<&str>,
         body: &Req,
     ) -> std::result::Result<Resp, HttpError> {
+        self.post_json(base, path, token, &to_json(body))
+    }
+
+    /// POSTs `body`, already JSON, to `base` + `path` and reads the JSON answer.
+    pub fn post_json<Resp: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> std::result::Result<Resp, HttpError> {
         let url = format!("{}{}", base.trim_end_matches('/'), path);
-        let mut req = self.agent.post(&url).header("Accept", "application/json");
+        let mut req = self
+            .agent
+            .post(&url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json; charset=utf-8");
         if let Some(t) = token {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
         let mut resp = req
-            .send_json(body)
+            .send(body)
             .map_err(|e| HttpError::Network(format!("Cannot reach the server at {url}: {e}.")))?;
         let status = resp.status().as_u16();
         let bytes = resp
@@ -260,12 +280,17 @@ impl Inner {
         path: &str,
         body: &Req,
     ) -> Result<Resp> {
+        self.call_json(path, &to_json(body))
+    }
+
+    /// [`Inner::call`] with a body that is already JSON (a stored push batch).
+    pub fn call_json<Resp: DeserializeOwned>(&mut self, path: &str, body: &[u8]) -> Result<Resp> {
         let mut s = self.fresh_session()?;
         let mut retried = false;
         loop {
             match self
                 .http
-                .post(&s.server_url, path, Some(&s.access_token), body)
+                .post_json(&s.server_url, path, Some(&s.access_token), body)
             {
                 Ok(r) => return Ok(r),
                 Err(HttpError::Api { body: e, .. }) if e.error == "token_expired" && !retried => {

@@ -58,7 +58,12 @@ pub(crate) fn listing(doc: &Automerge) -> (String, String) {
     }
 }
 
-/// Stores a whole document, refreshing its listing columns.
+/// The heads of a document as they are stored and sent.
+pub(crate) fn doc_heads(doc: &Automerge) -> Vec<String> {
+    fieldsync_sync::protocol::heads_to_strings(&doc.get_heads())
+}
+
+/// Stores a whole document, refreshing its heads and listing columns.
 pub(crate) fn save_doc(
     conn: &rusqlite::Connection,
     doc_id: &str,
@@ -74,9 +79,9 @@ pub(crate) fn save_doc(
         kind,
         &doc.save(),
         server_heads,
+        &doc_heads(doc),
         dirty,
-        &name,
-        &summary,
+        Some((&name, &summary)),
     )
 }
 
@@ -308,7 +313,16 @@ impl Inner {
                 out.push((r, c, row.dirty));
             }
         }
+        // By name: the name column is not filled for documents stored straight from a snapshot.
+        out.sort_by_cached_key(|(r, _, _)| (record_name(r).to_owned(), r.id().to_string()));
         Ok(out)
+    }
+}
+
+fn record_name(r: &Record) -> &str {
+    match r {
+        Record::Customer(c) => &c.name,
+        Record::Project(p) => &p.name,
     }
 }
 

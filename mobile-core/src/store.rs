@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// Version 1: everything a phone needs to work offline and sync.
 const SCHEMA_V1: &str = "
@@ -72,13 +72,60 @@ CREATE TABLE rejections (
 );
 ";
 
+/// Version 2: `docs.heads` keeps the heads of the stored bytes, so sync need not decode a
+/// document just to learn them (NULL: not known yet, decode once); `name` and `summary` may be
+/// NULL for documents stored straight from a server snapshot without decoding them.
+const SCHEMA_V2: &str = "
+CREATE TABLE docs_v2 (
+    doc_id        TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    -- Automerge bytes: a saved document, change chunks, or a saved document followed by change
+    -- chunks (whatever the server sent); Automerge::load reads them all.
+    bytes         BLOB NOT NULL,
+    -- JSON array of change hashes the server is known to have.
+    server_heads  TEXT NOT NULL DEFAULT '[]',
+    -- JSON array of the heads of `bytes`; NULL when not known (decode to learn them).
+    heads         TEXT,
+    -- 1 while the document holds changes the server has not accepted.
+    dirty         INTEGER NOT NULL DEFAULT 0,
+    -- for listing without loading documents; NULL until the document is decoded and saved here
+    name          TEXT,
+    summary       TEXT,
+    updated_at_ms INTEGER NOT NULL
+);
+INSERT INTO docs_v2 (doc_id, kind, bytes, server_heads, heads, dirty, name, summary, updated_at_ms)
+    SELECT doc_id, kind, bytes, server_heads, NULL, dirty, name, summary, updated_at_ms FROM docs;
+DROP TABLE docs;
+ALTER TABLE docs_v2 RENAME TO docs;
+CREATE INDEX docs_kind_name ON docs (kind, name);
+CREATE INDEX docs_dirty ON docs (dirty) WHERE dirty = 1;
+";
+
 /// Brings a database at `from` up to [`VERSION`].
 fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     if from < 1 {
         conn.execute_batch(SCHEMA_V1)?;
     }
+    if from < 2 {
+        conn.execute_batch(SCHEMA_V2)?;
+    }
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
+}
+
+/// Runs one statement through the connection's statement cache.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// Queries one row through the connection's statement cache.
+fn query_row<T, P: rusqlite::Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: F,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// Milliseconds since the epoch on the local clock.
@@ -112,6 +159,18 @@ pub struct DocRow {
     pub bytes: Vec<u8>,
     pub server_heads: Vec<String>,
     pub dirty: bool,
+    /// The heads of `bytes`, if known without decoding them.
+    pub heads: Option<Vec<String>>,
+}
+
+/// A document's sync bookkeeping, without its bytes.
+#[derive(Clone, Debug)]
+pub struct DocState {
+    pub kind: String,
+    pub server_heads: Vec<String>,
+    pub dirty: bool,
+    /// The heads of the stored bytes, if known without decoding them.
+    pub heads: Option<Vec<String>>,
 }
 
 /// A persisted, unanswered push batch.
@@ -145,6 +204,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement goes through `prepare_cached`; room for all of them.
+        conn.set_prepared_statement_cache_capacity(64);
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > VERSION {
             return Err(crate::ClientError::Storage {
@@ -164,13 +225,17 @@ impl Store {
 }
 
 pub fn meta_get(conn: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
+    Ok(
+        query_row(conn, "SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
 }
 
 pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],
     )?;
@@ -178,13 +243,13 @@ pub fn meta_set(conn: &Connection, key: &str, value: &str) -> Result<()> {
 }
 
 pub fn meta_delete(conn: &Connection, key: &str) -> Result<()> {
-    conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+    exec(conn, "DELETE FROM meta WHERE key = ?1", [key])?;
     Ok(())
 }
 
 pub fn session_get(conn: &Connection) -> Result<Option<SessionRow>> {
-    Ok(conn
-        .query_row(
+    Ok(query_row(
+        conn,
             "SELECT server_url, tenant_slug, tenant_id, user_id, role, email, access_token, refresh_token,
                     access_expires_at_ms, clock_offset_ms FROM session WHERE id = 1",
             [],
@@ -207,7 +272,7 @@ pub fn session_get(conn: &Connection) -> Result<Option<SessionRow>> {
 }
 
 pub fn session_put(conn: &Connection, s: &SessionRow) -> Result<()> {
-    conn.execute(
+    exec(conn, 
         "INSERT INTO session (id, server_url, tenant_slug, tenant_id, user_id, role, email, access_token, refresh_token,
                               access_expires_at_ms, clock_offset_ms)
          VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -232,7 +297,7 @@ pub fn session_put(conn: &Connection, s: &SessionRow) -> Result<()> {
 }
 
 pub fn session_clear(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM session", [])?;
+    exec(conn, "DELETE FROM session", [])?;
     Ok(())
 }
 
@@ -250,32 +315,59 @@ fn heads_json(heads: &[String]) -> String {
     serde_json::to_string(heads).expect("BUG: a list of strings always serializes")
 }
 
+fn heads_parse(json: &str) -> Vec<String> {
+    // A garbled heads column only costs a full resend.
+    serde_json::from_str(json).unwrap_or_default()
+}
+
 fn doc_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
-    let heads: String = r.get(3)?;
+    let server_heads: String = r.get(3)?;
+    let heads: Option<String> = r.get(5)?;
     Ok(DocRow {
         doc_id: r.get(0)?,
         kind: r.get(1)?,
         bytes: r.get(2)?,
-        // A garbled heads column only costs a full resend.
-        server_heads: serde_json::from_str(&heads).unwrap_or_default(),
+        server_heads: heads_parse(&server_heads),
         dirty: r.get::<_, i64>(4)? != 0,
+        heads: heads.and_then(|h| serde_json::from_str(&h).ok()),
     })
 }
 
 pub fn doc_get(conn: &Connection, doc_id: &str) -> Result<Option<DocRow>> {
-    Ok(conn
-        .query_row(
-            "SELECT doc_id, kind, bytes, server_heads, dirty FROM docs WHERE doc_id = ?1",
-            [doc_id],
-            doc_from_row,
-        )
-        .optional()?)
+    Ok(query_row(
+        conn,
+        "SELECT doc_id, kind, bytes, server_heads, dirty, heads FROM docs WHERE doc_id = ?1",
+        [doc_id],
+        doc_from_row,
+    )
+    .optional()?)
 }
 
-/// Every document of `kind` (all kinds if `None`), ordered by name.
+/// The sync bookkeeping of a document, without its bytes.
+pub fn doc_state(conn: &Connection, doc_id: &str) -> Result<Option<DocState>> {
+    Ok(query_row(
+        conn,
+        "SELECT kind, server_heads, dirty, heads FROM docs WHERE doc_id = ?1",
+        [doc_id],
+        |r| {
+            let server_heads: String = r.get(1)?;
+            let heads: Option<String> = r.get(3)?;
+            Ok(DocState {
+                kind: r.get(0)?,
+                server_heads: heads_parse(&server_heads),
+                dirty: r.get::<_, i64>(2)? != 0,
+                heads: heads.and_then(|h| serde_json::from_str(&h).ok()),
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Every document of `kind` (all kinds if `None`), ordered by the name column (documents whose
+/// listing columns are not filled yet come first; callers that show lists sort by the record).
 pub fn docs_all(conn: &Connection, kind: Option<&str>) -> Result<Vec<DocRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT doc_id, kind, bytes, server_heads, dirty FROM docs WHERE ?1 IS NULL OR kind = ?1 ORDER BY name, doc_id",
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, kind, bytes, server_heads, dirty, heads FROM docs WHERE ?1 IS NULL OR kind = ?1 ORDER BY name, doc_id",
     )?;
     let rows = stmt
         .query_map([kind], doc_from_row)?
@@ -284,7 +376,8 @@ pub fn docs_all(conn: &Connection, kind: Option<&str>) -> Result<Vec<DocRow>> {
 }
 
 pub fn dirty_doc_ids(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("SELECT doc_id FROM docs WHERE dirty = 1 ORDER BY doc_id")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT doc_id FROM docs WHERE dirty = 1 ORDER BY doc_id")?;
     let rows = stmt
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -292,7 +385,8 @@ pub fn dirty_doc_ids(conn: &Connection) -> Result<Vec<String>> {
 }
 
 pub fn count_docs(conn: &Connection, dirty_only: bool) -> Result<u64> {
-    let n: i64 = conn.query_row(
+    let n: i64 = query_row(
+        conn,
         "SELECT COUNT(*) FROM docs WHERE ?1 = 0 OR dirty = 1",
         [dirty_only as i64],
         |r| r.get(0),
@@ -300,7 +394,8 @@ pub fn count_docs(conn: &Connection, dirty_only: bool) -> Result<u64> {
     Ok(n as u64)
 }
 
-/// Inserts or replaces a document with all its columns.
+/// Inserts or replaces a document with all its columns. `heads` are the heads of `bytes`;
+/// `listing` is (name, summary), `None` when the document was not decoded (filled later).
 #[allow(clippy::too_many_arguments)]
 pub fn doc_put(
     conn: &Connection,
@@ -308,24 +403,26 @@ pub fn doc_put(
     kind: &str,
     bytes: &[u8],
     server_heads: &[String],
+    heads: &[String],
     dirty: bool,
-    name: &str,
-    summary: &str,
+    listing: Option<(&str, &str)>,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO docs (doc_id, kind, bytes, server_heads, dirty, name, summary, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    exec(
+        conn,
+        "INSERT INTO docs (doc_id, kind, bytes, server_heads, heads, dirty, name, summary, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (doc_id) DO UPDATE SET kind = excluded.kind, bytes = excluded.bytes,
-             server_heads = excluded.server_heads, dirty = excluded.dirty, name = excluded.name,
-             summary = excluded.summary, updated_at_ms = excluded.updated_at_ms",
+             server_heads = excluded.server_heads, heads = excluded.heads, dirty = excluded.dirty,
+             name = excluded.name, summary = excluded.summary, updated_at_ms = excluded.updated_at_ms",
         params![
             doc_id,
             kind,
             bytes,
             heads_json(server_heads),
+            heads_json(heads),
             dirty as i64,
-            name,
-            summary,
+            listing.map(|l| l.0),
+            listing.map(|l| l.1),
             now_ms()
         ],
     )?;
@@ -339,20 +436,32 @@ pub fn doc_set_sync_state(
     server_heads: &[String],
     dirty: bool,
 ) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE docs SET server_heads = ?2, dirty = ?3 WHERE doc_id = ?1",
         params![doc_id, heads_json(server_heads), dirty as i64],
     )?;
     Ok(())
 }
 
+/// Records the heads of a document's stored bytes (learnt by decoding it).
+pub fn doc_set_heads(conn: &Connection, doc_id: &str, heads: &[String]) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE docs SET heads = ?2 WHERE doc_id = ?1",
+        params![doc_id, heads_json(heads)],
+    )?;
+    Ok(())
+}
+
 pub fn doc_delete(conn: &Connection, doc_id: &str) -> Result<()> {
-    conn.execute("DELETE FROM docs WHERE doc_id = ?1", [doc_id])?;
+    exec(conn, "DELETE FROM docs WHERE doc_id = ?1", [doc_id])?;
     Ok(())
 }
 
 pub fn batch_insert(conn: &Connection, b: &BatchRow) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO outbox_batches (batch_id, body, sent_heads, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
         params![b.batch_id, b.body, b.sent_heads, now_ms()],
     )?;
@@ -360,7 +469,7 @@ pub fn batch_insert(conn: &Connection, b: &BatchRow) -> Result<()> {
 }
 
 pub fn batches_pending(conn: &Connection) -> Result<Vec<BatchRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT batch_id, body, sent_heads FROM outbox_batches ORDER BY created_at_ms, batch_id",
     )?;
     let rows = stmt
@@ -376,12 +485,17 @@ pub fn batches_pending(conn: &Connection) -> Result<Vec<BatchRow>> {
 }
 
 pub fn batch_delete(conn: &Connection, batch_id: &str) -> Result<()> {
-    conn.execute("DELETE FROM outbox_batches WHERE batch_id = ?1", [batch_id])?;
+    exec(
+        conn,
+        "DELETE FROM outbox_batches WHERE batch_id = ?1",
+        [batch_id],
+    )?;
     Ok(())
 }
 
 pub fn rejection_add(conn: &Connection, doc_id: &str, code: &str, message: &str) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO rejections (doc_id, code, message, at_ms) VALUES (?1, ?2, ?3, ?4)",
         params![doc_id, code, message, now_ms()],
     )?;
@@ -390,8 +504,9 @@ pub fn rejection_add(conn: &Connection, doc_id: &str, code: &str, message: &str)
 
 /// The most recent rejections, newest first.
 pub fn rejections_recent(conn: &Connection, limit: u32) -> Result<Vec<RejectionRow>> {
-    let mut stmt = conn
-        .prepare("SELECT doc_id, code, message, at_ms FROM rejections ORDER BY id DESC LIMIT ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, code, message, at_ms FROM rejections ORDER BY id DESC LIMIT ?1",
+    )?;
     let rows = stmt
         .query_map([limit], |r| {
             Ok(RejectionRow {
@@ -406,7 +521,7 @@ pub fn rejections_recent(conn: &Connection, limit: u32) -> Result<Vec<RejectionR
 }
 
 pub fn rejections_clear(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM rejections", [])?;
+    exec(conn, "DELETE FROM rejections", [])?;
     Ok(())
 }
 

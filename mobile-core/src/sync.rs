@@ -13,7 +13,7 @@
 //!   ordinary push so the server validates them like any other.
 
 use crate::client::Inner;
-use crate::edit::{load_doc, save_doc};
+use crate::edit::{doc_heads, load_doc, save_doc};
 use crate::error::{ClientError, Result};
 use crate::model::{RejectedChange, RepairReport, SyncReport};
 use crate::store::{self, BatchRow, now_ms};
@@ -53,44 +53,86 @@ fn changes_since(doc: &Automerge, server_heads: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Stores a snapshot from the server, merging it into the local copy if there is one (local
-/// edits the snapshot lacks are kept and stay queued for push). Returns whether a doc was new.
+/// Whether two lists of heads name the same changes (order aside).
+fn same_heads(a: &[String], b: &[String]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut b: Vec<&str> = b.iter().map(String::as_str).collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
+/// Whether every change in `changes` is already in a document whose heads are `local`: true
+/// when each change no other change in the list depends on is one of those heads (its
+/// ancestors, and so the rest of the list, are then in the document too).
+fn all_known(changes: &[Change], local: &[String]) -> bool {
+    let deps: HashSet<ChangeHash> = changes
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .collect();
+    let local: HashSet<&str> = local.iter().map(String::as_str).collect();
+    changes
+        .iter()
+        .map(Change::hash)
+        .filter(|h| !deps.contains(h))
+        .all(|h| local.contains(h.to_string().as_str()))
+}
+
+/// Stores a snapshot from the server (`heads`: its heads, empty if the server did not say).
+/// Without a local copy the bytes are stored as they came, not decoded (unless the heads must
+/// be learnt from them). A local copy is merged with the snapshot (local edits the snapshot
+/// lacks are kept and stay queued for push), unless it already is exactly the snapshot.
+/// Returns whether the document was new.
 fn store_snapshot(
     conn: &rusqlite::Connection,
     device: fieldsync_sync::DeviceId,
     doc_id: &str,
     kind: RecordKind,
     bytes: &[u8],
+    heads: &[String],
 ) -> Result<bool> {
+    let Some(state) = store::doc_state(conn, doc_id)? else {
+        let heads = if heads.is_empty() {
+            doc_heads(&load_doc(bytes, device)?)
+        } else {
+            heads.to_vec()
+        };
+        store::doc_put(
+            conn,
+            doc_id,
+            kind.as_str(),
+            bytes,
+            &heads,
+            &heads,
+            false,
+            None,
+        )?;
+        return Ok(true);
+    };
+    if !heads.is_empty() && state.heads.as_deref().is_some_and(|h| same_heads(h, heads)) {
+        store::doc_set_sync_state(conn, doc_id, heads, false)?;
+        return Ok(false);
+    }
+    let Some(row) = store::doc_get(conn, doc_id)? else {
+        return Ok(false); // cannot happen inside the page's transaction
+    };
     let mut snap = load_doc(bytes, device)?;
     let snap_heads = snap.get_heads();
-    match store::doc_get(conn, doc_id)? {
-        Some(row) => {
-            let mut local = load_doc(&row.bytes, device)?;
-            local.merge(&mut snap)?;
-            let dirty = !local.get_changes(&snap_heads).is_empty();
-            save_doc(
-                conn,
-                doc_id,
-                kind.as_str(),
-                &local,
-                &heads_to_strings(&snap_heads),
-                dirty,
-            )?;
-            Ok(false)
-        }
-        None => {
-            save_doc(
-                conn,
-                doc_id,
-                kind.as_str(),
-                &snap,
-                &heads_to_strings(&snap_heads),
-                false,
-            )?;
-            Ok(true)
-        }
-    }
+    let mut local = load_doc(&row.bytes, device)?;
+    local.merge(&mut snap)?;
+    let dirty = !local.get_changes(&snap_heads).is_empty();
+    save_doc(
+        conn,
+        doc_id,
+        kind.as_str(),
+        &local,
+        &heads_to_strings(&snap_heads),
+        dirty,
+    )?;
+    Ok(false)
 }
 
 /// Applies one pull item. Returns (applied, revoked) counts.
@@ -114,30 +156,46 @@ fn apply_pull_item(
                 // A damaged item must not block every later sync; repair fetches the document whole.
                 return Ok((0, 0));
             };
-            let row = store::doc_get(conn, &doc_id)?;
+            let state = store::doc_state(conn, &doc_id)?;
+            if let Some(local) = state.as_ref().and_then(|s| s.heads.as_deref())
+                && all_known(&parsed, local)
+            {
+                // Nothing new (this device's own changes, or ones it already has).
+                return Ok((1, 0));
+            }
+            let row = match state {
+                Some(_) => store::doc_get(conn, &doc_id)?,
+                None => None,
+            };
             let mut doc = match &row {
                 Some(r) => load_doc(&r.bytes, device)?,
                 None => Automerge::new().with_actor(crate::edit::actor_for(device)),
             };
-            doc.apply_changes(parsed)?;
+            if doc.apply_changes(parsed).is_err() {
+                // As above: skip what cannot be applied; repair reconciles the document.
+                return Ok((0, 0));
+            }
+            if row.is_none() && doc.get_heads().is_empty() {
+                // Changes of a document this device lacks that build on changes it lacks too:
+                // nothing to store (repair fetches the document whole).
+                return Ok((0, 0));
+            }
             match row {
                 // Local edits wait for push; what the server has is still at least the old heads.
                 Some(r) if r.dirty => {
                     save_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?
                 }
-                _ => save_doc(
-                    conn,
-                    &doc_id,
-                    kind.as_str(),
-                    &doc,
-                    &heads_to_strings(&doc.get_heads()),
-                    false,
-                )?,
+                _ => save_doc(conn, &doc_id, kind.as_str(), &doc, &doc_heads(&doc), false)?,
             }
             Ok((1, 0))
         }
-        PullItem::Snapshot { doc_id, kind, doc, .. } => {
-            store_snapshot(conn, device, &doc_id.to_string(), kind, &doc.0)?;
+        PullItem::Snapshot {
+            doc_id,
+            kind,
+            doc,
+            heads,
+        } => {
+            store_snapshot(conn, device, &doc_id.to_string(), kind, &doc.0, &heads)?;
             Ok((1, 0))
         }
         PullItem::Revoke { doc_id, .. } => {
@@ -148,10 +206,14 @@ fn apply_pull_item(
 }
 
 impl Inner {
-    /// Push, then pull.
+    /// Push, then pull. A device without a cursor pulls first: the first pull brings whole
+    /// documents, and pushing before it would only have them come back in it.
     pub fn sync(&mut self) -> Result<SyncReport> {
         self.session()?;
         let mut report = SyncReport::default();
+        if store::meta_get(&self.store.conn, "cursor")?.is_none() {
+            self.pull(&mut report)?;
+        }
         self.push(&mut report)?;
         self.pull(&mut report)?;
         store::meta_set(&self.store.conn, "last_sync_at_ms", &now_ms().to_string())?;
@@ -161,18 +223,32 @@ impl Inner {
 
     /// Sends one stored batch and applies the answer. A batch the server refuses as a whole
     /// (malformed, too large) is dropped so it cannot block the outbox forever; its documents
-    /// stay dirty.
+    /// stay dirty. `docs` is the number of documents in it, if the caller knows.
     fn send_batch(
         &mut self,
         batch: &BatchRow,
+        docs: Option<usize>,
         report: &mut SyncReport,
         retry: &mut HashSet<String>,
     ) -> Result<()> {
-        let Ok(req) = serde_json::from_str::<PushRequest>(&batch.body) else {
-            return store::batch_delete(&self.store.conn, &batch.batch_id);
+        let docs = match docs {
+            Some(n) => n,
+            None => {
+                /// Only the shape of a stored body, to check and count it without decoding.
+                #[derive(serde::Deserialize)]
+                struct Peek {
+                    #[allow(dead_code)]
+                    batch_id: uuid::Uuid,
+                    docs: Vec<serde::de::IgnoredAny>,
+                }
+                let Ok(peek) = serde_json::from_str::<Peek>(&batch.body) else {
+                    return store::batch_delete(&self.store.conn, &batch.batch_id);
+                };
+                peek.docs.len()
+            }
         };
-        report.pushed += req.docs.len() as u64;
-        let resp: PushResponse = match self.call("/v1/sync/push", &req) {
+        report.pushed += docs as u64;
+        let resp: PushResponse = match self.call_json("/v1/sync/push", batch.body.as_bytes()) {
             Ok(r) => r,
             Err(e @ (ClientError::Invalid { .. } | ClientError::Server { status: 413, .. })) => {
                 store::batch_delete(&self.store.conn, &batch.batch_id)?;
@@ -186,22 +262,34 @@ impl Inner {
         let tx = self.store.conn.unchecked_transaction()?;
         for result in resp.results {
             let doc_id = result.doc_id().to_string();
-            let Some(row) = store::doc_get(&tx, &doc_id)? else {
+            let Some(state) = store::doc_state(&tx, &doc_id)? else {
                 continue;
             };
             match result {
                 PushResult::Accepted { heads, .. } => {
                     report.accepted += 1;
-                    let doc = load_doc(&row.bytes, device)?;
                     let sent_heads = sent.get(&doc_id).cloned().unwrap_or_default();
-                    let (server_heads, dirty) = match known_heads(&doc, &heads) {
-                        Some(h) => (heads, !doc.get_changes(&h).is_empty()),
-                        // The server holds changes this device has not pulled yet; it certainly
-                        // has everything that was sent.
-                        None => {
-                            let local = heads_to_strings(&doc.get_heads());
-                            let dirty = local != sent_heads;
-                            (sent_heads, dirty)
+                    let (server_heads, dirty) = match state.heads.as_deref() {
+                        // Nothing changed here since: the server has exactly this document...
+                        Some(local) if same_heads(local, &heads) => (heads, false),
+                        // ...or this document and changes this device has not pulled yet.
+                        Some(local) if !sent_heads.is_empty() && same_heads(local, &sent_heads) => {
+                            (sent_heads, false)
+                        }
+                        _ => {
+                            let Some(row) = store::doc_get(&tx, &doc_id)? else {
+                                continue;
+                            };
+                            let doc = load_doc(&row.bytes, device)?;
+                            match known_heads(&doc, &heads) {
+                                Some(h) => (heads, !doc.get_changes(&h).is_empty()),
+                                // The server holds changes this device has not pulled yet; it
+                                // certainly has everything that was sent.
+                                None => {
+                                    let dirty = doc_heads(&doc) != sent_heads;
+                                    (sent_heads, dirty)
+                                }
+                            }
                         }
                     };
                     store::doc_set_sync_state(&tx, &doc_id, &server_heads, dirty)?;
@@ -213,7 +301,7 @@ impl Inner {
                         Some(bytes) => {
                             // Replace, not merge: the refused changes must disappear.
                             let server_doc = load_doc(&bytes.0, device)?;
-                            save_doc(&tx, &doc_id, &row.kind, &server_doc, &heads, false)?;
+                            save_doc(&tx, &doc_id, &state.kind, &server_doc, &heads, false)?;
                         }
                         None => store::doc_delete(&tx, &doc_id)?,
                     }
@@ -226,6 +314,9 @@ impl Inner {
                     });
                 }
                 PushResult::MissingDeps { heads, .. } => {
+                    let Some(row) = store::doc_get(&tx, &doc_id)? else {
+                        continue;
+                    };
                     let doc = load_doc(&row.bytes, device)?;
                     let server_heads = if known_heads(&doc, &heads).is_some() {
                         heads
@@ -242,11 +333,36 @@ impl Inner {
         Ok(())
     }
 
+    /// Stores a batch in the outbox and sends it.
+    fn send_new_batch(
+        &mut self,
+        docs: Vec<PushDoc>,
+        sent: &HashMap<String, Vec<String>>,
+        report: &mut SyncReport,
+        retry: &mut HashSet<String>,
+    ) -> Result<()> {
+        let n = docs.len();
+        let req = PushRequest {
+            v: PROTOCOL_VERSION,
+            batch_id: uuid::Uuid::now_v7(),
+            docs,
+        };
+        let batch = BatchRow {
+            batch_id: req.batch_id.to_string(),
+            body: serde_json::to_string(&req).expect("BUG: a push request always serializes"),
+            sent_heads: serde_json::to_string(sent)
+                .expect("BUG: a map of strings always serializes"),
+        };
+        drop(req);
+        store::batch_insert(&self.store.conn, &batch)?;
+        self.send_batch(&batch, Some(n), report, retry)
+    }
+
     fn push(&mut self, report: &mut SyncReport) -> Result<()> {
         let mut retry = HashSet::new();
         // First whatever was built before and never answered, unchanged.
         for batch in store::batches_pending(&self.store.conn)? {
-            self.send_batch(&batch, report, &mut retry)?;
+            self.send_batch(&batch, None, report, &mut retry)?;
         }
         let mut done: HashSet<String> = HashSet::new();
         let mut retried: HashSet<String> = HashSet::new();
@@ -268,44 +384,53 @@ impl Inner {
             let mut sent: HashMap<String, Vec<String>> = HashMap::new();
             let mut bytes = 0usize;
             for id in todo {
-                done.insert(id.clone());
+                if !done.insert(id.clone()) {
+                    continue;
+                }
                 let Some(row) = store::doc_get(&self.store.conn, &id)? else {
                     continue;
                 };
+                if !row.dirty {
+                    continue; // cleaned by an answer applied meanwhile
+                }
+                if row
+                    .heads
+                    .as_deref()
+                    .is_some_and(|h| same_heads(h, &row.server_heads))
+                {
+                    // The server already has exactly this document.
+                    store::doc_set_sync_state(&self.store.conn, &id, &row.server_heads, false)?;
+                    continue;
+                }
+                // The only decode of the document on the way out.
                 let doc = load_doc(&row.bytes, self.device_id)?;
+                let local_heads = doc_heads(&doc);
+                if row.heads.is_none() {
+                    store::doc_set_heads(&self.store.conn, &id, &local_heads)?;
+                }
                 let changes = changes_since(&doc, &row.server_heads);
+                drop(doc);
                 if changes.is_empty() {
                     store::doc_set_sync_state(&self.store.conn, &id, &row.server_heads, false)?;
                     continue;
                 }
                 let Ok(doc_id) = id.parse() else { continue };
                 bytes += changes.iter().map(Vec::len).sum::<usize>();
-                sent.insert(id, heads_to_strings(&doc.get_heads()));
+                sent.insert(id, local_heads);
                 docs.push(PushDoc {
                     doc_id,
                     kind: row.kind,
                     changes: changes.into_iter().map(B64).collect(),
                 });
                 if docs.len() >= MAX_BATCH_DOCS || bytes >= MAX_BATCH_BYTES {
-                    break;
+                    self.send_new_batch(std::mem::take(&mut docs), &sent, report, &mut retry)?;
+                    sent.clear();
+                    bytes = 0;
                 }
             }
-            if docs.is_empty() {
-                continue;
+            if !docs.is_empty() {
+                self.send_new_batch(docs, &sent, report, &mut retry)?;
             }
-            let req = PushRequest {
-                v: PROTOCOL_VERSION,
-                batch_id: uuid::Uuid::now_v7(),
-                docs,
-            };
-            let batch = BatchRow {
-                batch_id: req.batch_id.to_string(),
-                body: serde_json::to_string(&req).expect("BUG: a push request always serializes"),
-                sent_heads: serde_json::to_string(&sent)
-                    .expect("BUG: a map of strings always serializes"),
-            };
-            store::batch_insert(&self.store.conn, &batch)?;
-            self.send_batch(&batch, report, &mut retry)?;
         }
         Ok(())
     }
@@ -355,12 +480,19 @@ impl Inner {
         let mut report = RepairReport::default();
         let mut heads = Vec::new();
         for row in store::docs_all(&self.store.conn, None)? {
-            let (Ok(doc_id), Ok(doc)) = (row.doc_id.parse(), load_doc(&row.bytes, device)) else {
+            let Ok(doc_id) = row.doc_id.parse() else {
                 continue;
+            };
+            let doc_heads = match row.heads {
+                Some(h) => h,
+                None => match load_doc(&row.bytes, device) {
+                    Ok(doc) => doc_heads(&doc),
+                    Err(_) => continue,
+                },
             };
             heads.push(DocHeads {
                 doc_id,
-                heads: heads_to_strings(&doc.get_heads()),
+                heads: doc_heads,
             });
         }
         let resp: RepairResponse = self.call(
@@ -377,7 +509,7 @@ impl Inner {
         for item in resp.items {
             match item {
                 RepairItem::Snapshot { doc_id, kind, doc } => {
-                    store_snapshot(&tx, device, &doc_id.to_string(), kind, &doc.0)?;
+                    store_snapshot(&tx, device, &doc_id.to_string(), kind, &doc.0, &[])?;
                     report.added += 1;
                 }
                 RepairItem::Revoke { doc_id, .. } => {

@@ -328,6 +328,8 @@ fn sync_without_server_is_a_network_error_and_keeps_the_outbox() {
     let dir = tempfile::tempdir().expect("tempdir");
     let client = open(&dir);
     fake_login(&client, "http://127.0.0.1:1");
+    // A device that has synced before (a first sync pulls before it builds any batch).
+    store::meta_set(&client.lock().store.conn, "cursor", "s1").expect("cursor");
     client.create_customer(acme()).expect("create");
     let err = client.sync().expect_err("no server");
     assert_eq!(err.code(), "network_error");

@@ -11,8 +11,12 @@ use tokio::sync::broadcast;
 /// Something live connections must hear about.
 #[derive(Clone, Debug)]
 pub enum LiveEvent {
-    /// The tenant's log advanced to `seq`.
-    Changed { tenant: TenantId, seq: i64 },
+    /// The tenant's log advanced to `seq` with something that concerns `audience` (and admins).
+    Changed {
+        tenant: TenantId,
+        seq: i64,
+        audience: Arc<Vec<UserId>>,
+    },
     /// A device, or every device of a user, lost access.
     Revoked {
         tenant: TenantId,

@@ -204,6 +204,10 @@ fn an_edit_reaches_an_online_phone_through_the_live_socket() {
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
     let live = b.connect_live().expect("connect");
+    let outsider = h.phone("acme", "rep2@acme.test");
+    let outsider_live = outsider.connect_live().expect("connect");
+    let boss = h.phone("acme", "boss@acme.test");
+    let boss_live = boss.connect_live().expect("connect");
     let id = a.create_customer(new_customer("Live Ltd")).expect("create").customer.id.as_string();
     let started = std::time::Instant::now();
     a.sync().expect("sync");
@@ -211,7 +215,12 @@ fn an_edit_reaches_an_online_phone_through_the_live_socket() {
     eprintln!("edit on phone A visible on phone B after {:?}", started.elapsed());
     assert!(report.pulled >= 1);
     assert_eq!(b.get_customer(id).expect("b has it").customer.name, "Live Ltd");
+    assert!(boss.wait_for_change(&boss_live, 10_000).expect("wait"), "the rep's manager is told too");
+    // A rep outside the team is not woken for a customer they may not read.
+    assert!(!outsider.wait_for_change(&outsider_live, 300).expect("wait"), "no notice for someone else's customer");
     live.close();
+    boss_live.close();
+    outsider_live.close();
 }
 
 #[test]

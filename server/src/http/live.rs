@@ -1,7 +1,8 @@
 //! `GET /v1/sync/live`: a WebSocket on which the server tells a phone that something new was
 //! committed (`changed`), so it pulls at once; or that it lost access (`revoked`), so it purges.
-//! Notices carry only the log position: the phone's pull decides what it may see, so a notice
-//! reveals nothing but that the tenant changed. The socket closes when the access token
+//! A notice goes to the phones of the users a change concerns (the records' principals, their
+//! managers, anyone whose access moved) and to admins; it carries only the log position, and the
+//! phone's pull decides what it may see. The socket closes when the access token
 //! expires (close code 4001) and the phone reconnects with a fresh one.
 
 use super::extract::Auth;
@@ -9,6 +10,7 @@ use crate::app::{AppState, LiveEvent};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use fieldsync_sync::Role;
 use fieldsync_sync::protocol::{LiveFrame, PROTOCOL_VERSION};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -44,7 +46,12 @@ async fn serve(state: AppState, auth: Auth, mut socket: WebSocket) {
             },
             event = events.recv() => {
                 let out = match event {
-                    Ok(LiveEvent::Changed { tenant, seq }) if tenant == auth.caller.tenant => LiveFrame::Changed { seq },
+                    Ok(LiveEvent::Changed { tenant, seq, audience })
+                        if tenant == auth.caller.tenant
+                            && (auth.caller.role == Role::Admin || audience.contains(&auth.caller.user)) =>
+                    {
+                        LiveFrame::Changed { seq }
+                    }
                     Ok(LiveEvent::Revoked { tenant, device, user, reason })
                         if tenant == auth.caller.tenant && (device == Some(auth.device) || user == Some(auth.caller.user)) =>
                     {

@@ -79,6 +79,7 @@ pub async fn push(
         state.announce(LiveEvent::Changed {
             tenant: auth.caller.tenant,
             seq,
+            audience: std::sync::Arc::new(out.audience),
         });
     }
     Ok(Json(out.response))

@@ -149,6 +149,9 @@ pub struct PushOutcome {
     pub response: PushResponse,
     /// The tenant's newest log entry, if this push appended any.
     pub new_seq: Option<i64>,
+    /// Who should hear about it: the principals of every written record, their managers, and
+    /// anyone whose access moved. (Admins read everything and hear about everything.)
+    pub audience: Vec<UserId>,
 }
 
 /// One document of a push: either parsed and ready for the merge core, or already refused at

@@ -192,6 +192,25 @@ fn decide_each(
         .collect()
 }
 
+/// Who should hear that these writes happened: every principal of the written records, their
+/// managers, and the users of grant and revoke entries.
+pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId> {
+    let mut out = BTreeSet::new();
+    for w in writes {
+        for p in w.record.principals() {
+            out.insert(p);
+            out.extend(dir.manager_of(p));
+        }
+        out.extend(
+            w.log
+                .iter()
+                .filter_map(|e| e.user.as_deref())
+                .filter_map(|u| u.parse::<UserId>().ok()),
+        );
+    }
+    out.into_iter().collect()
+}
+
 /// Turns an accepted project whose customer does not exist into a rejection. The stored
 /// version (if any) goes back with it, so the phone returns to it instead of losing the project.
 pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>) {
@@ -814,7 +833,7 @@ macro_rules! impl_store {
                     let text: String = r.try_get("response")?;
                     tx.rollback().await?;
                     let response: PushResponse = serde_json::from_str(&text).map_err(sql::corrupt)?;
-                    return Ok(PushOutcome { response, new_seq: None });
+                    return Ok(PushOutcome { response, new_seq: None, audience: Vec::new() });
                 }
                 let dir = load_directory(&mut tx, &tenant).await?;
                 let ids: Vec<String> = items
@@ -823,7 +842,7 @@ macro_rules! impl_store {
                     .collect();
                 let stored = load_docs(&mut tx, &tenant, &ids).await?;
                 let who = caller.clone();
-                let (mut decisions, stored) = tokio::task::spawn_blocking(move || (sql::decide(items, &stored, &who, &dir), stored))
+                let (mut decisions, stored, dir) = tokio::task::spawn_blocking(move || (sql::decide(items, &stored, &who, &dir), stored, dir))
                     .await
                     .map_err(|e| StoreError::Task(e.to_string()))?;
 
@@ -854,6 +873,7 @@ macro_rules! impl_store {
                 }
 
                 let writes: Vec<&DocWrite> = decisions.iter().filter_map(|d| d.write.as_ref()).collect();
+                let audience = sql::audience(&writes, &dir);
                 let entries: i64 = writes.iter().map(|w| w.log.len() as i64).sum();
                 let now = now_ms();
                 let mut new_seq = None;
@@ -878,7 +898,7 @@ macro_rules! impl_store {
                     .await?;
                 // Durable before acknowledged: the answer leaves only after this commit.
                 tx.commit().await?;
-                Ok(PushOutcome { response, new_seq })
+                Ok(PushOutcome { response, new_seq, audience })
             }
 
             async fn pull(&self, caller: &Caller, device: Option<DeviceId>, cursor: Cursor, max_bytes: u64) -> Result<PullResponse> {

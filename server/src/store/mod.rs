@@ -86,6 +86,11 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// How long a push's answer is kept for retries with the same batch id.
+pub const PUSH_ANSWER_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long a spent refresh token is kept to recognise its reuse.
+pub const SPENT_REFRESH_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
 /// How long after a refresh token was spent a retry with it is taken as a lost answer rather
 /// than theft. Short, because within it a thief with the same token would be let in too.
 pub const REFRESH_GRACE_MS: i64 = 30_000;

@@ -741,6 +741,16 @@ macro_rules! impl_store {
                     sqlx::query("UPDATE refresh_tokens SET replaced_by = $2 WHERE token_hash = $1")
                         .bind(old).bind(token_hash).execute(&mut *tx).await?;
                 }
+                // Spent tokens are kept a day (reuse detection needs them); expired ones go.
+                sqlx::query(
+                    "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND device_id = $2 AND (expires_at < $3 OR used_at < $4)",
+                )
+                .bind(tenant.as_string())
+                .bind(device.as_string())
+                .bind(now_ms())
+                .bind(now_ms() - SPENT_REFRESH_RETENTION_MS)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -894,6 +904,15 @@ macro_rules! impl_store {
                     .bind(batch_id.to_string())
                     .bind(serde_json::to_string(&response).map_err(sql::corrupt)?)
                     .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                // Answers are kept for a week: long enough for any retry of a lost answer. A
+                // retry after that is decided afresh, and changes the server already has add
+                // nothing, so it still stores nothing twice.
+                sqlx::query("DELETE FROM push_batches WHERE tenant_id = $1 AND device_id = $2 AND created_at < $3")
+                    .bind(&tenant)
+                    .bind(device.as_string())
+                    .bind(now - PUSH_ANSWER_RETENTION_MS)
                     .execute(&mut *tx)
                     .await?;
                 // Durable before acknowledged: the answer leaves only after this commit.

@@ -272,7 +272,8 @@ pub fn session_get(conn: &Connection) -> Result<Option<SessionRow>> {
 }
 
 pub fn session_put(conn: &Connection, s: &SessionRow) -> Result<()> {
-    exec(conn, 
+    exec(
+        conn,
         "INSERT INTO session (id, server_url, tenant_slug, tenant_id, user_id, role, email, access_token, refresh_token,
                               access_expires_at_ms, clock_offset_ms)
          VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)

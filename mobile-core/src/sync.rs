@@ -136,7 +136,7 @@ fn store_snapshot(
 }
 
 /// Applies one pull item. Returns (applied, revoked) counts.
-fn apply_pull_item(
+pub(crate) fn apply_pull_item(
     conn: &rusqlite::Connection,
     device: fieldsync_sync::DeviceId,
     item: PullItem,

@@ -340,3 +340,168 @@ fn sync_without_server_is_a_network_error_and_keeps_the_outbox() {
         "the batch is kept to be resent with the same id"
     );
 }
+
+/// A customer document made on "another device", and the same document with a later edit.
+fn server_customer(name: &str, owner: UserId) -> (fieldsync_sync::DocId, automerge::Automerge) {
+    let c = Customer::new(name, owner);
+    let id = c.id;
+    let doc = fieldsync_sync::Record::Customer(c)
+        .to_new_doc(automerge::ActorId::random())
+        .expect("doc");
+    (id, doc)
+}
+
+fn snapshot(
+    id: fieldsync_sync::DocId,
+    bytes: Vec<u8>,
+    heads: Vec<String>,
+) -> fieldsync_sync::protocol::PullItem {
+    fieldsync_sync::protocol::PullItem::Snapshot {
+        doc_id: id,
+        kind: fieldsync_sync::RecordKind::Customer,
+        doc: fieldsync_sync::protocol::B64(bytes),
+        heads,
+    }
+}
+
+#[test]
+fn snapshots_without_a_local_copy_are_stored_as_sent_and_read_back() {
+    use fieldsync_sync::protocol::{PullItem, heads_to_strings};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = open(&dir);
+    let me = fake_login(&client, "http://127.0.0.1:1");
+    let device = fieldsync_sync::DeviceId::new();
+
+    // Change chunks only (a new document), with heads.
+    let (a, doc_a) = server_customer("Zeta", me);
+    let chunks: Vec<u8> = doc_a
+        .get_changes(&[])
+        .iter()
+        .flat_map(|c| c.raw_bytes().to_vec())
+        .collect();
+    // A compacted document followed by a change chunk, without heads (an older server).
+    let (b, mut doc_b) = server_customer("Alpha", me);
+    let saved = doc_b.save();
+    let before = doc_b.get_heads();
+    {
+        let mut c = match fieldsync_sync::Record::read(&doc_b).expect("read").0 {
+            fieldsync_sync::Record::Customer(c) => c,
+            _ => unreachable!(),
+        };
+        c.notes = "late edit".into();
+        let mut tx = doc_b.transaction();
+        fieldsync_sync::Record::Customer(c)
+            .write(&mut tx)
+            .expect("write");
+        tx.commit();
+    }
+    let mut mixed = saved;
+    for ch in doc_b.get_changes(&before) {
+        mixed.extend_from_slice(ch.raw_bytes());
+    }
+    // Changes of a document this device lacks, missing their first change: not stored.
+    let (c, mut doc_c) = server_customer("Gamma", me);
+    let first = doc_c.get_heads();
+    {
+        use automerge::transaction::Transactable;
+        let mut tx = doc_c.transaction();
+        tx.put(automerge::ROOT, "x", 1).expect("put");
+        tx.commit();
+    }
+    let tail = PullItem::Changes {
+        doc_id: c,
+        kind: fieldsync_sync::RecordKind::Customer,
+        changes: doc_c
+            .get_changes(&first)
+            .iter()
+            .map(|ch| fieldsync_sync::protocol::B64(ch.raw_bytes().to_vec()))
+            .collect(),
+    };
+    let garbage = PullItem::Changes {
+        doc_id: fieldsync_sync::DocId::new(),
+        kind: fieldsync_sync::RecordKind::Customer,
+        changes: vec![fieldsync_sync::protocol::B64(vec![1, 2, 3])],
+    };
+    {
+        let inner = client.lock();
+        let conn = &inner.store.conn;
+        let items = [
+            snapshot(a, chunks, heads_to_strings(&doc_a.get_heads())),
+            snapshot(b, mixed, vec![]),
+            tail,
+            garbage,
+        ];
+        for item in items {
+            crate::sync::apply_pull_item(conn, device, item).expect("apply");
+        }
+        let row = store::doc_get(conn, &b.to_string())
+            .expect("get")
+            .expect("b");
+        assert_eq!(row.heads, Some(heads_to_strings(&doc_b.get_heads())));
+        assert_eq!(row.server_heads, heads_to_strings(&doc_b.get_heads()));
+        assert!(!row.dirty);
+        assert!(store::doc_get(conn, &c.to_string()).expect("get").is_none());
+    }
+    let names: Vec<String> = client
+        .list_customers()
+        .expect("list")
+        .into_iter()
+        .map(|v| v.customer.name)
+        .collect();
+    assert_eq!(names, vec!["Alpha".to_string(), "Zeta".to_string()]);
+    let got = client.get_customer(b.to_string()).expect("get");
+    assert_eq!(got.customer.notes, "late edit");
+    assert!(!got.pending);
+    assert_eq!(client.status().expect("status").pending_docs, 0);
+
+    // An edit of a document stored as it came works and makes it dirty.
+    let v = client
+        .edit_customer(a.to_string(), vec![set("notes", "mine")])
+        .expect("edit");
+    assert!(v.pending);
+    // The same snapshot again leaves the local edit in place.
+    {
+        let inner = client.lock();
+        let snap = snapshot(a, doc_a.save(), heads_to_strings(&doc_a.get_heads()));
+        crate::sync::apply_pull_item(&inner.store.conn, device, snap).expect("apply");
+    }
+    let v = client.get_customer(a.to_string()).expect("get");
+    assert_eq!(v.customer.notes, "mine");
+    assert!(v.pending);
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_and_its_documents_still_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = open(&dir);
+    let me = fake_login(&client, "http://127.0.0.1:1");
+    let (id, doc) = server_customer("Old", me);
+    drop(client);
+    let path = dir.path().join("device").join("fieldsync.db");
+    {
+        // Rebuild the file as version 1 held it.
+        let c = rusqlite::Connection::open(&path).expect("open");
+        c.execute_batch(
+            "DROP TABLE docs;
+             CREATE TABLE docs (doc_id TEXT PRIMARY KEY, kind TEXT NOT NULL, bytes BLOB NOT NULL,
+                 server_heads TEXT NOT NULL DEFAULT '[]', dirty INTEGER NOT NULL DEFAULT 0,
+                 name TEXT NOT NULL DEFAULT '', summary TEXT NOT NULL DEFAULT '',
+                 updated_at_ms INTEGER NOT NULL);
+             PRAGMA user_version = 1;",
+        )
+        .expect("v1");
+        c.execute(
+            "INSERT INTO docs (doc_id, kind, bytes, dirty, name, updated_at_ms) VALUES (?1, 'customer', ?2, 1, 'Old', 0)",
+            rusqlite::params![id.to_string(), doc.save()],
+        )
+        .expect("row");
+    }
+    let client = open(&dir);
+    let v = client.get_customer(id.to_string()).expect("get");
+    assert_eq!(v.customer.name, "Old");
+    assert!(v.pending);
+    let row = store::doc_get(&client.lock().store.conn, &id.to_string())
+        .expect("get")
+        .expect("row");
+    assert_eq!(row.heads, None, "learnt on the next push");
+}

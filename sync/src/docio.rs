@@ -12,13 +12,46 @@
 use crate::error::Rejection;
 use crate::record::Conflict;
 use automerge::{
-    AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, transaction::Transactable,
+    AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, hydrate, transaction::Transactable,
 };
+use std::cell::RefCell;
+
+/// One step from an object to a child: a map key or a list index.
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A map or list of a hydrated document, with the way to it from the object the hydration
+/// started at (needed only to look up the values of a conflict).
+#[derive(Clone, Debug)]
+pub struct Obj<'v> {
+    node: &'v hydrate::Value,
+    base: ObjId,
+    steps: Vec<Step>,
+}
+
+impl<'v> Obj<'v> {
+    fn child(&self, node: &'v hydrate::Value, step: Step) -> Obj<'v> {
+        let mut steps = self.steps.clone();
+        steps.push(step);
+        Obj {
+            node,
+            base: self.base.clone(),
+            steps,
+        }
+    }
+}
 
 /// Reads typed fields from one document, collecting conflicts as it goes.
+///
+/// Values come from one hydration of the document (a plain tree, cheap to walk); only where
+/// Automerge flags a field as conflicted does the reader go back to the document for all of its
+/// values.
 pub struct Reader<'a, D: ReadDoc> {
     doc: &'a D,
-    pub conflicts: Vec<Conflict>,
+    conflicts: RefCell<Vec<Conflict>>,
 }
 
 fn wrong_type(path: &str, expected: &str) -> Rejection {
@@ -44,20 +77,73 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
     pub fn new(doc: &'a D) -> Self {
         Self {
             doc,
-            conflicts: Vec::new(),
+            conflicts: RefCell::new(Vec::new()),
         }
     }
 
-    /// The winning value of `key` in `obj`, noting a conflict if there are several.
-    fn get(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<Option<Value<'a>>, Rejection> {
-        let all = self.doc.get_all(obj, key).map_err(|e| {
+    /// The plain tree of `obj` (and everything under it).
+    pub fn hydrate(&self, obj: &ObjId) -> Result<hydrate::Value, Rejection> {
+        self.doc.hydrate(obj, None).map_err(|e| {
             Rejection::new(
                 "invalid_document",
-                format!("Cannot read field '{path}': {e}."),
+                format!("The document cannot be read: {e}."),
             )
-        })?;
+        })
+    }
+
+    /// A handle on a tree made by [`Reader::hydrate`] from `base`.
+    pub fn obj<'v>(&self, base: &ObjId, node: &'v hydrate::Value) -> Obj<'v> {
+        Obj {
+            node,
+            base: base.clone(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// The conflicts found so far.
+    pub fn into_conflicts(self) -> Vec<Conflict> {
+        self.conflicts.into_inner()
+    }
+
+    /// The value of `key` in the map `obj`, noting a conflict if Automerge flags one.
+    fn get<'v>(
+        &self,
+        obj: &Obj<'v>,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<&'v hydrate::Value>, Rejection> {
+        let hydrate::Value::Map(map) = obj.node else {
+            return Err(Rejection::new(
+                "invalid_document",
+                format!("Field '{path}' is not inside an object."),
+            ));
+        };
+        let Some((_, entry)) = map.iter().find(|(k, _)| k.as_str() == key) else {
+            return Ok(None);
+        };
+        if entry.conflict {
+            self.note_conflict(obj, key, path);
+        }
+        Ok(Some(&entry.value))
+    }
+
+    fn note_conflict(&self, obj: &Obj<'_>, key: &str, path: &str) {
+        let mut id = obj.base.clone();
+        for step in &obj.steps {
+            let next = match step {
+                Step::Key(k) => self.doc.get(&id, k.as_str()),
+                Step::Index(i) => self.doc.get(&id, *i),
+            };
+            match next {
+                Ok(Some((Value::Object(_), child))) => id = child,
+                _ => return,
+            }
+        }
+        let Ok(all) = self.doc.get_all(&id, key) else {
+            return;
+        };
         if all.len() > 1 {
-            self.conflicts.push(Conflict {
+            self.conflicts.borrow_mut().push(Conflict {
                 field: path.to_owned(),
                 values: all
                     .iter()
@@ -68,89 +154,61 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
                     .collect(),
             });
         }
-        // Automerge's winner is the last of get_all.
-        Ok(all.into_iter().last().map(|(v, _)| v))
     }
 
     pub fn opt_str(
-        &mut self,
-        obj: &ObjId,
+        &self,
+        obj: &Obj<'_>,
         key: &str,
         path: &str,
     ) -> Result<Option<String>, Rejection> {
         match self.get(obj, key, path)? {
-            None | Some(Value::Scalar(std::borrow::Cow::Borrowed(ScalarValue::Null))) => Ok(None),
-            Some(Value::Scalar(s)) => match s.as_ref() {
-                ScalarValue::Str(s) => Ok(Some(s.to_string())),
-                ScalarValue::Null => Ok(None),
-                _ => Err(wrong_type(path, "a string")),
-            },
-            Some(Value::Object(ObjType::Text)) => {
-                let id = self.obj_id(obj, key, path)?;
-                self.doc.text(&id).map(Some).map_err(|e| {
-                    Rejection::new(
-                        "invalid_document",
-                        format!("Cannot read text '{path}': {e}."),
-                    )
-                })
-            }
-            Some(Value::Object(_)) => Err(wrong_type(path, "a string")),
+            None | Some(hydrate::Value::Scalar(ScalarValue::Null)) => Ok(None),
+            Some(hydrate::Value::Scalar(ScalarValue::Str(s))) => Ok(Some(s.to_string())),
+            Some(hydrate::Value::Text(t)) => Ok(Some(t.to_string())),
+            Some(_) => Err(wrong_type(path, "a string")),
         }
     }
 
-    pub fn req_str(&mut self, obj: &ObjId, key: &str, path: &str) -> Result<String, Rejection> {
+    pub fn req_str(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<String, Rejection> {
         self.opt_str(obj, key, path)?
             .ok_or_else(|| Rejection::new("missing_field", format!("Field '{path}' is required.")))
     }
 
-    pub fn opt_f64(
-        &mut self,
-        obj: &ObjId,
-        key: &str,
-        path: &str,
-    ) -> Result<Option<f64>, Rejection> {
+    pub fn opt_f64(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<Option<f64>, Rejection> {
         match self.get(obj, key, path)? {
-            None => Ok(None),
-            Some(Value::Scalar(s)) => match s.as_ref() {
-                ScalarValue::F64(f) => Ok(Some(*f)),
-                ScalarValue::Int(i) => Ok(Some(*i as f64)),
-                ScalarValue::Uint(u) => Ok(Some(*u as f64)),
-                ScalarValue::Null => Ok(None),
-                _ => Err(wrong_type(path, "a number")),
-            },
-            Some(Value::Object(_)) => Err(wrong_type(path, "a number")),
+            None | Some(hydrate::Value::Scalar(ScalarValue::Null)) => Ok(None),
+            Some(hydrate::Value::Scalar(ScalarValue::F64(f))) => Ok(Some(*f)),
+            Some(hydrate::Value::Scalar(ScalarValue::Int(i))) => Ok(Some(*i as f64)),
+            Some(hydrate::Value::Scalar(ScalarValue::Uint(u))) => Ok(Some(*u as f64)),
+            Some(_) => Err(wrong_type(path, "a number")),
         }
     }
 
-    pub fn opt_u64(
-        &mut self,
-        obj: &ObjId,
-        key: &str,
-        path: &str,
-    ) -> Result<Option<u64>, Rejection> {
+    pub fn opt_u64(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<Option<u64>, Rejection> {
         match self.get(obj, key, path)? {
             None => Ok(None),
-            Some(Value::Scalar(s)) => match s.as_ref() {
-                ScalarValue::Uint(u) => Ok(Some(*u)),
-                ScalarValue::Int(i) if *i >= 0 => Ok(Some(*i as u64)),
-                _ => Err(wrong_type(path, "a whole number")),
-            },
-            Some(Value::Object(_)) => Err(wrong_type(path, "a whole number")),
+            Some(hydrate::Value::Scalar(ScalarValue::Uint(u))) => Ok(Some(*u)),
+            Some(hydrate::Value::Scalar(ScalarValue::Int(i))) if *i >= 0 => Ok(Some(*i as u64)),
+            Some(_) => Err(wrong_type(path, "a whole number")),
         }
     }
 
     /// The object stored at `key`, which must be of type `ty` if present.
-    pub fn opt_obj(
-        &mut self,
-        obj: &ObjId,
+    pub fn opt_obj<'v>(
+        &self,
+        obj: &Obj<'v>,
         key: &str,
         path: &str,
         ty: ObjType,
-    ) -> Result<Option<ObjId>, Rejection> {
-        match self.get(obj, key, path)? {
-            None => Ok(None),
-            Some(Value::Object(t)) if t == ty => self.obj_id(obj, key, path).map(Some),
-            Some(_) => Err(wrong_type(
+    ) -> Result<Option<Obj<'v>>, Rejection> {
+        match (self.get(obj, key, path)?, ty) {
+            (None, _) => Ok(None),
+            (Some(v @ hydrate::Value::Map(_)), ObjType::Map)
+            | (Some(v @ hydrate::Value::List(_)), ObjType::List) => {
+                Ok(Some(obj.child(v, Step::Key(key.to_owned()))))
+            }
+            (Some(_), _) => Err(wrong_type(
                 path,
                 if ty == ObjType::List {
                     "a list"
@@ -161,31 +219,29 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
         }
     }
 
-    fn obj_id(&self, obj: &ObjId, key: &str, path: &str) -> Result<ObjId, Rejection> {
-        match self.doc.get(obj, key) {
-            Ok(Some((Value::Object(_), id))) => Ok(id),
-            _ => Err(wrong_type(path, "an object")),
-        }
-    }
-
     /// Keys of a map object, sorted.
-    pub fn keys(&self, obj: &ObjId) -> Vec<String> {
-        let mut k: Vec<String> = self.doc.keys(obj).collect();
+    pub fn keys(&self, obj: &Obj<'_>) -> Vec<String> {
+        let mut k: Vec<String> = match obj.node {
+            hydrate::Value::Map(m) => m.iter().map(|(k, _)| k.clone()).collect(),
+            _ => Vec::new(),
+        };
         k.sort();
         k
     }
 
     /// The map objects of a list, in order.
-    pub fn list_maps(&mut self, list: &ObjId, path: &str) -> Result<Vec<ObjId>, Rejection> {
-        let len = self.doc.length(list);
-        let mut out = Vec::with_capacity(len);
-        for i in 0..len {
-            match self.doc.get(list, i) {
-                Ok(Some((Value::Object(ObjType::Map), id))) => out.push(id),
-                _ => return Err(wrong_type(&format!("{path}[{i}]"), "an object")),
-            }
-        }
-        Ok(out)
+    pub fn list_maps<'v>(&self, list: &Obj<'v>, path: &str) -> Result<Vec<Obj<'v>>, Rejection> {
+        let hydrate::Value::List(items) = list.node else {
+            return Err(wrong_type(path, "a list"));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match &item.value {
+                v @ hydrate::Value::Map(_) => Ok(list.child(v, Step::Index(i))),
+                _ => Err(wrong_type(&format!("{path}[{i}]"), "an object")),
+            })
+            .collect()
     }
 }
 

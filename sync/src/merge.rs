@@ -131,13 +131,30 @@ pub fn apply_incoming(
             .map(|(c, raw)| (c.hash(), raw.as_slice()))
             .collect();
     }
-    let mut working = doc.unwrap_or_default();
-    if let Err(e) = working.apply_changes(changes) {
-        return refuse(Rejection::new(
-            "malformed_change",
-            format!("The changes cannot be applied: {e}."),
-        ));
-    }
+    // Every chunk parsed above, so loading them cannot stop half way. For a new document,
+    // loading its change chunks is cheaper than applying them to an empty document.
+    let fresh_bytes: Vec<u8> = fresh
+        .iter()
+        .flat_map(|(_, raw)| raw.iter().copied())
+        .collect();
+    let applied = match doc {
+        Some(mut d) => d.apply_changes(changes).map(|()| d),
+        // Loading refuses changes whose dependencies are missing; applying queues them, so
+        // the missing ones can be reported.
+        None => Automerge::load(&fresh_bytes).or_else(|_| {
+            let mut d = Automerge::new();
+            d.apply_changes(changes).map(|()| d)
+        }),
+    };
+    let working = match applied {
+        Ok(d) => d,
+        Err(e) => {
+            return refuse(Rejection::new(
+                "malformed_change",
+                format!("The changes cannot be applied: {e}."),
+            ));
+        }
+    };
     let missing = working.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Outcome::MissingDeps {
@@ -184,8 +201,7 @@ pub fn apply_incoming(
     }
     let (new_changes, snapshot) = if created {
         let new_changes: Vec<Vec<u8>> = fresh.iter().map(|(_, raw)| raw.to_vec()).collect();
-        let snapshot = new_changes.concat();
-        (new_changes, snapshot)
+        (new_changes, fresh_bytes)
     } else {
         let new_changes = working
             .get_changes(&before_heads)

@@ -232,6 +232,28 @@ fn concurrent_scalar_edits_are_shown_as_conflicts() {
 }
 
 #[test]
+fn conflicts_inside_nested_objects_name_their_path() {
+    let c = full_customer(UserId::new());
+    let base = Record::Customer(c.clone())
+        .to_new_doc(actor())
+        .expect("write");
+    let mut a = base.fork().with_actor(actor());
+    let mut b = base.fork().with_actor(actor());
+    for (doc, phone) in [(&mut a, "+1 555 0303"), (&mut b, "+1 555 0404")] {
+        let mut edited = c.clone();
+        edited.contacts[0].phone = Some(phone.into());
+        let mut tx = doc.transaction();
+        Record::Customer(edited).write(&mut tx).expect("write");
+        tx.commit();
+    }
+    a.merge(&mut b).expect("merge");
+    let (_, conflicts) = Record::read(&a).expect("read");
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].field, "contacts.c1.phone");
+    assert_eq!(conflicts[0].values.len(), 2);
+}
+
+#[test]
 fn concurrent_notes_edits_merge_text_wise() {
     let mut c = full_customer(UserId::new());
     c.notes = "Call before visiting.".into();

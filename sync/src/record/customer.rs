@@ -1,7 +1,7 @@
 //! The customer record: who we sell to or serve, owned by one rep at a time.
 
 use super::{GeoPoint, parse_user};
-use crate::docio::{self, Reader};
+use crate::docio::{self, Obj, Reader};
 use crate::error::Rejection;
 use crate::ids::{DocId, UserId};
 use automerge::transaction::Transactable;
@@ -77,11 +77,12 @@ impl Customer {
     }
 
     pub(crate) fn read_fields<D: ReadDoc>(
-        r: &mut Reader<'_, D>,
+        r: &Reader<'_, D>,
+        root: &Obj<'_>,
         id: DocId,
     ) -> Result<Self, Rejection> {
-        let lat = r.opt_f64(&ROOT, "lat", "lat")?;
-        let lon = r.opt_f64(&ROOT, "lon", "lon")?;
+        let lat = r.opt_f64(root, "lat", "lat")?;
+        let lon = r.opt_f64(root, "lon", "lon")?;
         let location = match (lat, lon) {
             (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
             (None, None) => None,
@@ -93,7 +94,7 @@ impl Customer {
             }
         };
         let mut contacts = Vec::new();
-        if let Some(map) = r.opt_obj(&ROOT, "contacts", "contacts", ObjType::Map)? {
+        if let Some(map) = r.opt_obj(root, "contacts", "contacts", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("contacts.{key}");
                 let Some(c) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
@@ -108,36 +109,36 @@ impl Customer {
                 });
             }
         }
-        let tags = match r.opt_obj(&ROOT, "tags", "tags", ObjType::Map)? {
+        let tags = match r.opt_obj(root, "tags", "tags", ObjType::Map)? {
             Some(map) => r.keys(&map),
             None => Vec::new(),
         };
         Ok(Customer {
             id,
-            name: r.req_str(&ROOT, "name", "name")?,
+            name: r.req_str(root, "name", "name")?,
             customer_kind: r
-                .opt_str(&ROOT, "customer_kind", "customer_kind")?
+                .opt_str(root, "customer_kind", "customer_kind")?
                 .as_deref()
                 .unwrap_or("company")
                 .parse()?,
-            phone: r.opt_str(&ROOT, "phone", "phone")?,
-            email: r.opt_str(&ROOT, "email", "email")?,
-            address: r.opt_str(&ROOT, "address", "address")?,
+            phone: r.opt_str(root, "phone", "phone")?,
+            email: r.opt_str(root, "email", "email")?,
+            address: r.opt_str(root, "address", "address")?,
             location,
             tier: r
-                .opt_str(&ROOT, "tier", "tier")?
+                .opt_str(root, "tier", "tier")?
                 .map(|t| t.parse())
                 .transpose()?,
             lifecycle: r
-                .opt_str(&ROOT, "lifecycle", "lifecycle")?
+                .opt_str(root, "lifecycle", "lifecycle")?
                 .as_deref()
                 .unwrap_or("prospect")
                 .parse()?,
-            owner: parse_user(&r.req_str(&ROOT, "owner", "owner")?, "owner")?,
-            created_by: parse_user(&r.req_str(&ROOT, "created_by", "created_by")?, "created_by")?,
+            owner: parse_user(&r.req_str(root, "owner", "owner")?, "owner")?,
+            created_by: parse_user(&r.req_str(root, "created_by", "created_by")?, "created_by")?,
             contacts,
             tags,
-            notes: r.opt_str(&ROOT, "notes", "notes")?.unwrap_or_default(),
+            notes: r.opt_str(root, "notes", "notes")?.unwrap_or_default(),
         })
     }
 

@@ -112,8 +112,10 @@ impl Record {
 
     /// Reads the record a document holds, with the conflicts found along the way.
     pub fn read(doc: &Automerge) -> Result<(Record, Vec<Conflict>), Rejection> {
-        let mut r = Reader::new(doc);
-        let schema = r.opt_u64(&ROOT, "schema", "schema")?.ok_or_else(|| {
+        let r = Reader::new(doc);
+        let tree = r.hydrate(&ROOT)?;
+        let root = r.obj(&ROOT, &tree);
+        let schema = r.opt_u64(&root, "schema", "schema")?.ok_or_else(|| {
             Rejection::new(
                 "missing_field",
                 "The document has no schema version; it is not a fieldsync record.",
@@ -127,16 +129,16 @@ impl Record {
                 ),
             ));
         }
-        let kind: RecordKind = r.req_str(&ROOT, "kind", "kind")?.parse()?;
+        let kind: RecordKind = r.req_str(&root, "kind", "kind")?.parse()?;
         let id: DocId = r
-            .req_str(&ROOT, "id", "id")?
+            .req_str(&root, "id", "id")?
             .parse()
             .map_err(|_| Rejection::new("invalid_id", "Field 'id' must be a UUID."))?;
         let rec = match kind {
-            RecordKind::Customer => Record::Customer(Customer::read_fields(&mut r, id)?),
-            RecordKind::Project => Record::Project(Project::read_fields(&mut r, id)?),
+            RecordKind::Customer => Record::Customer(Customer::read_fields(&r, &root, id)?),
+            RecordKind::Project => Record::Project(Project::read_fields(&r, &root, id)?),
         };
-        Ok((rec, r.conflicts))
+        Ok((rec, r.into_conflicts()))
     }
 
     /// Writes the record into a document transaction, touching only what differs.

@@ -1,7 +1,7 @@
 //! The project record: work done for a customer at one or more sites, by a crew of members.
 
 use super::{GeoPoint, parse_user};
-use crate::docio::{self, Reader};
+use crate::docio::{self, Obj, Reader};
 use crate::error::Rejection;
 use crate::ids::{DocId, UserId};
 use automerge::transaction::Transactable;
@@ -93,11 +93,12 @@ impl Project {
     }
 
     pub(crate) fn read_fields<D: ReadDoc>(
-        r: &mut Reader<'_, D>,
+        r: &Reader<'_, D>,
+        root: &Obj<'_>,
         id: DocId,
     ) -> Result<Self, Rejection> {
         let customer = r
-            .opt_str(&ROOT, "customer", "customer")?
+            .opt_str(root, "customer", "customer")?
             .map(|s| {
                 s.parse::<DocId>().map_err(|_| {
                     Rejection::new("invalid_id", "Field 'customer' must be a record id (UUID).")
@@ -105,7 +106,7 @@ impl Project {
             })
             .transpose()?;
         let mut sites = Vec::new();
-        if let Some(map) = r.opt_obj(&ROOT, "sites", "sites", ObjType::Map)? {
+        if let Some(map) = r.opt_obj(root, "sites", "sites", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("sites.{key}");
                 let Some(s) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
@@ -121,7 +122,7 @@ impl Project {
             }
         }
         let mut members = Vec::new();
-        if let Some(map) = r.opt_obj(&ROOT, "members", "members", ObjType::Map)? {
+        if let Some(map) = r.opt_obj(root, "members", "members", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("members.{key}");
                 let role = r.req_str(&map, &key, &path)?;
@@ -132,7 +133,7 @@ impl Project {
             }
         }
         let mut milestones = Vec::new();
-        if let Some(map) = r.opt_obj(&ROOT, "milestones", "milestones", ObjType::Map)? {
+        if let Some(map) = r.opt_obj(root, "milestones", "milestones", ObjType::Map)? {
             for key in r.keys(&map) {
                 let path = format!("milestones.{key}");
                 let Some(m) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
@@ -153,14 +154,14 @@ impl Project {
         Ok(Project {
             id,
             customer,
-            name: r.req_str(&ROOT, "name", "name")?,
-            code: r.opt_str(&ROOT, "code", "code")?,
+            name: r.req_str(root, "name", "name")?,
+            code: r.opt_str(root, "code", "code")?,
             status: r
-                .opt_str(&ROOT, "status", "status")?
+                .opt_str(root, "status", "status")?
                 .as_deref()
                 .unwrap_or("planned")
                 .parse()?,
-            created_by: parse_user(&r.req_str(&ROOT, "created_by", "created_by")?, "created_by")?,
+            created_by: parse_user(&r.req_str(root, "created_by", "created_by")?, "created_by")?,
             sites,
             members,
             milestones,
@@ -206,8 +207,8 @@ impl Project {
 }
 
 fn read_fence<D: ReadDoc>(
-    r: &mut Reader<'_, D>,
-    site: &ObjId,
+    r: &Reader<'_, D>,
+    site: &Obj<'_>,
     path: &str,
 ) -> Result<Option<Geofence>, Rejection> {
     let Some(f) = r.opt_obj(site, "geofence", path, ObjType::Map)? else {
@@ -275,8 +276,12 @@ fn write_fence<T: Transactable>(
     // A geofence is replaced as a whole when it changes: half of one phone's polygon merged
     // with half of another's would be nobody's fence.
     let current = {
-        let mut r = Reader::new(&*tx);
-        read_fence(&mut r, site, "geofence").ok().flatten()
+        let r = Reader::new(&*tx);
+        r.hydrate(site).ok().and_then(|tree| {
+            read_fence(&r, &r.obj(site, &tree), "geofence")
+                .ok()
+                .flatten()
+        })
     };
     if current.as_ref() == fence {
         return Ok(());

@@ -832,6 +832,7 @@ macro_rules! impl_store {
 
             async fn push(&self, caller: &Caller, device: DeviceId, batch_id: uuid::Uuid, items: Vec<PushItem>) -> Result<PushOutcome> {
                 let tenant = caller.tenant.as_string();
+                let started = std::time::Instant::now();
                 let mut tx = self.begin_write(&tenant).await?;
                 let previous = sqlx::query("SELECT response FROM push_batches WHERE tenant_id = $1 AND device_id = $2 AND batch_id = $3")
                     .bind(&tenant)
@@ -851,6 +852,7 @@ macro_rules! impl_store {
                     .filter_map(|i| match i { PushItem::Apply(Incoming { doc_id, .. }) => Some(doc_id.as_string()), _ => None })
                     .collect();
                 let stored = load_docs(&mut tx, &tenant, &ids).await?;
+                let loaded = std::time::Instant::now();
                 let who = caller.clone();
                 let (mut decisions, stored, dir) = tokio::task::spawn_blocking(move || (sql::decide(items, &stored, &who, &dir), stored, dir))
                     .await
@@ -882,6 +884,7 @@ macro_rules! impl_store {
                     }
                 }
 
+                let decided = std::time::Instant::now();
                 let writes: Vec<&DocWrite> = decisions.iter().filter_map(|d| d.write.as_ref()).collect();
                 let audience = sql::audience(&writes, &dir);
                 let entries: i64 = writes.iter().map(|w| w.log.len() as i64).sum();
@@ -897,6 +900,7 @@ macro_rules! impl_store {
                     write_docs(&mut tx, &tenant, &device.as_string(), &writes, last - entries + 1, now).await?;
                     new_seq = Some(last);
                 }
+                let written = std::time::Instant::now();
                 let response = PushResponse { v: PROTOCOL_VERSION, batch_id, results: decisions.into_iter().map(|d| d.result).collect() };
                 sqlx::query("INSERT INTO push_batches (tenant_id, device_id, batch_id, response, created_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&tenant)
@@ -917,6 +921,14 @@ macro_rules! impl_store {
                     .await?;
                 // Durable before acknowledged: the answer leaves only after this commit.
                 tx.commit().await?;
+                tracing::debug!(
+                    docs = ids.len(),
+                    lock_and_load = ?loaded - started,
+                    decide = ?decided - loaded,
+                    write = ?written - decided,
+                    answer_and_commit = ?written.elapsed(),
+                    "push committed"
+                );
                 Ok(PushOutcome { response, new_seq, audience })
             }
 

@@ -151,11 +151,8 @@ fn metrics(base: &str) -> Result<Metrics> {
 /// CPU time in ms: (main thread, whole process). The main thread runs the phone.
 fn cpu_ms() -> (f64, f64) {
     // schedstat: ns on CPU, for the main thread (tid == pid).
-    let main = std::fs::read_to_string(format!(
-        "/proc/self/task/{}/schedstat",
-        std::process::id()
-    ))
-    .ok()
+    let main = std::fs::read_to_string(format!("/proc/self/task/{}/schedstat", std::process::id()))
+        .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |ns| ns / 1e6);
     // /proc/self/stat utime + stime (clock ticks, 100 per second on Linux), includes threads
@@ -251,7 +248,9 @@ fn print_phase(label: &str, n: usize, p: &Phase) {
 
 /// One benchmark run with N records, in this process.
 fn run(n: usize, database_url: Option<&str>) -> Result<RunResult> {
-    let tmp = tempfile::Builder::new().prefix("fieldsync-bench-").tempdir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("fieldsync-bench-")
+        .tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -428,6 +427,14 @@ fn table_row(runs: &[RunResult]) -> String {
 const TABLE_HEAD: &str = "| N | runs | upload (median) | download (median) | resync (median) | peak RSS |\n|---|---|---|---|---|---|";
 
 fn main() -> Result<()> {
+    // `RUST_LOG=fieldsync_server=debug` shows where each push's time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args = Args::parse();
     ensure!(!args.n.is_empty(), "give at least one --n");
     ensure!(args.n.iter().all(|&n| n > 0), "--n must be positive");

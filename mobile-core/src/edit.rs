@@ -8,7 +8,8 @@ use crate::client::Inner;
 use crate::error::{ClientError, Result};
 use crate::model::*;
 use crate::store;
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, Automerge, ReadDoc};
+use fieldsync_sync::protocol::heads_to_strings;
 use fieldsync_sync::record::RecordKind;
 use fieldsync_sync::{
     Contact, Customer, CustomerKind, DeviceId, DocId, GeoPoint, Lifecycle, Member, Milestone,
@@ -60,7 +61,7 @@ pub(crate) fn listing(doc: &Automerge) -> (String, String) {
 
 /// The heads of a document as they are stored and sent.
 pub(crate) fn doc_heads(doc: &Automerge) -> Vec<String> {
-    fieldsync_sync::protocol::heads_to_strings(&doc.get_heads())
+    heads_to_strings(&doc.get_heads())
 }
 
 /// Stores a whole document, refreshing its heads and listing columns.
@@ -223,15 +224,19 @@ impl Inner {
     fn create(&mut self, record: Record) -> Result<()> {
         check(&record)?;
         let doc = record.to_new_doc(actor_for(self.device_id))?;
+        let doc_id = record.id().to_string();
+        // Its changes, kept for the push: normally the one change that made it.
+        let heads = doc.get_heads();
+        let changes = match doc.get_last_local_change() {
+            Some(c) if c.deps().is_empty() && heads == [c.hash()] => vec![c],
+            _ => doc.get_changes(&[]),
+        };
         let tx = self.store.conn.unchecked_transaction()?;
-        save_doc(
-            &tx,
-            &record.id().to_string(),
-            record.kind().as_str(),
-            &doc,
-            &[],
-            true,
-        )?;
+        save_doc(&tx, &doc_id, record.kind().as_str(), &doc, &[], true)?;
+        store::pending_clear(&tx, &doc_id)?;
+        for c in &changes {
+            store::pending_add(&tx, &doc_id, c)?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -269,12 +274,24 @@ impl Inner {
         let before = doc.get_heads();
         let mut tx = doc.transaction();
         record.write(&mut tx)?;
-        tx.commit();
+        let (hash, _) = tx.commit();
         if doc.get_heads() == before {
             return Ok(()); // nothing changed: nothing to store or send
         }
+        // The new change, kept for the push (whether the kept changes are all the server lacks
+        // is checked when the push is built).
+        let change = hash.and_then(|h| doc.get_change_by_hash(&h));
         let tx = self.store.conn.unchecked_transaction()?;
         save_doc(&tx, &doc_id, kind.as_str(), &doc, &row.server_heads, true)?;
+        if heads_to_strings(&before) == row.server_heads {
+            // The server had everything before this change: anything still kept is stale.
+            store::pending_clear(&tx, &doc_id)?;
+        }
+        match change {
+            Some(c) => store::pending_add(&tx, &doc_id, &c)?,
+            // Cannot happen; without it the push must decode the document.
+            None => store::pending_clear(&tx, &doc_id)?,
+        }
         tx.commit()?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// Version 1: everything a phone needs to work offline and sync.
 const SCHEMA_V1: &str = "
@@ -101,6 +101,24 @@ CREATE INDEX docs_kind_name ON docs (kind, name);
 CREATE INDEX docs_dirty ON docs (dirty) WHERE dirty = 1;
 ";
 
+/// Version 3: `pending_changes` keeps the bytes of every local change as it was made, so a push
+/// can send them as they are instead of decoding the document and re-encoding its changes. A
+/// database upgraded from version 2 starts with none: documents dirty from before take the
+/// decoding path.
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS pending_changes (
+    -- the order the changes were made in (dependencies first)
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id  TEXT NOT NULL,
+    -- the change's hash and its dependencies (JSON array of hashes)
+    hash    TEXT NOT NULL,
+    deps    TEXT NOT NULL,
+    -- the change exactly as Automerge encoded it
+    bytes   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_changes_doc ON pending_changes (doc_id, seq);
+";
+
 /// Brings a database at `from` up to [`VERSION`].
 fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     if from < 1 {
@@ -108,6 +126,9 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     }
     if from < 2 {
         conn.execute_batch(SCHEMA_V2)?;
+    }
+    if from < 3 {
+        conn.execute_batch(SCHEMA_V3)?;
     }
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
@@ -306,7 +327,7 @@ pub fn session_clear(conn: &Connection) -> Result<()> {
 /// must do. The device id stays.
 pub fn purge(conn: &Connection) -> Result<()> {
     conn.execute_batch(
-        "DELETE FROM docs; DELETE FROM outbox_batches; DELETE FROM rejections; DELETE FROM session;
+        "DELETE FROM docs; DELETE FROM pending_changes; DELETE FROM outbox_batches; DELETE FROM rejections; DELETE FROM session;
          DELETE FROM meta WHERE key IN ('cursor', 'last_sync_at_ms', 'data_owner');",
     )?;
     Ok(())
@@ -430,7 +451,9 @@ pub fn doc_put(
     Ok(())
 }
 
-/// Updates only the sync bookkeeping of a document.
+/// Updates only the sync bookkeeping of a document. New server heads end what the document's
+/// pending changes were counted from, so those are dropped (a later push decodes the document
+/// if it is still dirty).
 pub fn doc_set_sync_state(
     conn: &Connection,
     doc_id: &str,
@@ -442,7 +465,7 @@ pub fn doc_set_sync_state(
         "UPDATE docs SET server_heads = ?2, dirty = ?3 WHERE doc_id = ?1",
         params![doc_id, heads_json(server_heads), dirty as i64],
     )?;
-    Ok(())
+    pending_clear(conn, doc_id)
 }
 
 /// Records the heads of a document's stored bytes (learnt by decoding it).
@@ -457,7 +480,102 @@ pub fn doc_set_heads(conn: &Connection, doc_id: &str, heads: &[String]) -> Resul
 
 pub fn doc_delete(conn: &Connection, doc_id: &str) -> Result<()> {
     exec(conn, "DELETE FROM docs WHERE doc_id = ?1", [doc_id])?;
+    pending_clear(conn, doc_id)
+}
+
+/// One local change kept as it was made.
+#[derive(Clone, Debug)]
+pub struct PendingChange {
+    pub hash: String,
+    /// `None` if the stored list cannot be read (the change is then not trusted).
+    pub deps: Option<Vec<String>>,
+    pub bytes: Vec<u8>,
+}
+
+/// Keeps a local change of a document (after the ones kept before it).
+pub fn pending_add(conn: &Connection, doc_id: &str, change: &automerge::Change) -> Result<()> {
+    let deps: Vec<String> = change.deps().iter().map(ToString::to_string).collect();
+    exec(
+        conn,
+        "INSERT INTO pending_changes (doc_id, hash, deps, bytes) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            doc_id,
+            change.hash().to_string(),
+            heads_json(&deps),
+            change.raw_bytes()
+        ],
+    )?;
     Ok(())
+}
+
+/// Drops the kept local changes of a document.
+pub fn pending_clear(conn: &Connection, doc_id: &str) -> Result<()> {
+    exec(
+        conn,
+        "DELETE FROM pending_changes WHERE doc_id = ?1",
+        [doc_id],
+    )?;
+    Ok(())
+}
+
+/// The kept local changes of a document, in the order they were made.
+pub fn pending_for(conn: &Connection, doc_id: &str) -> Result<Vec<PendingChange>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, deps, bytes FROM pending_changes WHERE doc_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt
+        .query_map([doc_id], |r| {
+            let deps: String = r.get(1)?;
+            Ok(PendingChange {
+                hash: r.get(0)?,
+                deps: serde_json::from_str(&deps).ok(),
+                bytes: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// What a push needs to know of a dirty document before deciding whether to decode it: its
+/// sync bookkeeping and its kept local changes (oldest first), in one query.
+pub fn push_candidate(
+    conn: &Connection,
+    doc_id: &str,
+) -> Result<Option<(DocState, Vec<PendingChange>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.kind, d.server_heads, d.dirty, d.heads, p.hash, p.deps, p.bytes
+         FROM docs d LEFT JOIN pending_changes p ON p.doc_id = d.doc_id
+         WHERE d.doc_id = ?1 ORDER BY p.seq",
+    )?;
+    let mut rows = stmt.query([doc_id])?;
+    let mut out: Option<(DocState, Vec<PendingChange>)> = None;
+    while let Some(r) = rows.next()? {
+        let (_, pending) = match &mut out {
+            Some(o) => o,
+            None => {
+                let server_heads: String = r.get(1)?;
+                let heads: Option<String> = r.get(3)?;
+                out.insert((
+                    DocState {
+                        kind: r.get(0)?,
+                        server_heads: heads_parse(&server_heads),
+                        dirty: r.get::<_, i64>(2)? != 0,
+                        heads: heads.and_then(|h| serde_json::from_str(&h).ok()),
+                    },
+                    Vec::new(),
+                ))
+            }
+        };
+        if let Some(hash) = r.get::<_, Option<String>>(4)? {
+            let deps: String = r.get(5)?;
+            pending.push(PendingChange {
+                hash,
+                deps: serde_json::from_str(&deps).ok(),
+                bytes: r.get(6)?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub fn batch_insert(conn: &Connection, b: &BatchRow) -> Result<()> {

@@ -53,6 +53,50 @@ fn changes_since(doc: &Automerge, server_heads: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Stores a document whose server heads come from the server (a pull, a snapshot, a rejection,
+/// a repair): the kept local changes were counted from the old heads, so they are dropped and a
+/// later push of the document decodes it.
+fn save_synced_doc(
+    conn: &rusqlite::Connection,
+    doc_id: &str,
+    kind: &str,
+    doc: &Automerge,
+    server_heads: &[String],
+    dirty: bool,
+) -> Result<()> {
+    save_doc(conn, doc_id, kind, doc, server_heads, dirty)?;
+    store::pending_clear(conn, doc_id)
+}
+
+/// The kept local changes of a document, if they are exactly what the server lacks given
+/// `server_heads` and the document's heads `local`: every dependency of a kept change is kept
+/// or one of the server heads, and every local head is kept or one of the server heads (so
+/// the kept changes and what the server has cover the whole document). They are in the order
+/// they were made, dependencies first. `None`: decode the document instead.
+pub(crate) fn pending_push(
+    pending: Vec<store::PendingChange>,
+    server_heads: &[String],
+    local: &[String],
+) -> Option<Vec<Vec<u8>>> {
+    if pending.is_empty() {
+        return None;
+    }
+    let mut known: HashSet<&str> = server_heads.iter().map(String::as_str).collect();
+    for p in &pending {
+        // Each change's dependencies come before it.
+        if !p.deps.as_ref()?.iter().all(|d| known.contains(d.as_str())) {
+            return None;
+        }
+        if !known.insert(p.hash.as_str()) {
+            return None; // kept twice, or one the server has: not the simple case
+        }
+    }
+    if !local.iter().all(|h| known.contains(h.as_str())) {
+        return None;
+    }
+    Some(pending.into_iter().map(|p| p.bytes).collect())
+}
+
 /// Whether two lists of heads name the same changes (order aside).
 fn same_heads(a: &[String], b: &[String]) -> bool {
     if a.len() != b.len() {
@@ -124,7 +168,7 @@ fn store_snapshot(
     let mut local = load_doc(&row.bytes, device)?;
     local.merge(&mut snap)?;
     let dirty = !local.get_changes(&snap_heads).is_empty();
-    save_doc(
+    save_synced_doc(
         conn,
         doc_id,
         kind.as_str(),
@@ -183,9 +227,9 @@ pub(crate) fn apply_pull_item(
             match row {
                 // Local edits wait for push; what the server has is still at least the old heads.
                 Some(r) if r.dirty => {
-                    save_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?
+                    save_synced_doc(conn, &doc_id, kind.as_str(), &doc, &r.server_heads, true)?
                 }
-                _ => save_doc(conn, &doc_id, kind.as_str(), &doc, &doc_heads(&doc), false)?,
+                _ => save_synced_doc(conn, &doc_id, kind.as_str(), &doc, &doc_heads(&doc), false)?,
             }
             Ok((1, 0))
         }
@@ -301,7 +345,7 @@ impl Inner {
                         Some(bytes) => {
                             // Replace, not merge: the refused changes must disappear.
                             let server_doc = load_doc(&bytes.0, device)?;
-                            save_doc(&tx, &doc_id, &state.kind, &server_doc, &heads, false)?;
+                            save_synced_doc(&tx, &doc_id, &state.kind, &server_doc, &heads, false)?;
                         }
                         None => store::doc_delete(&tx, &doc_id)?,
                     }
@@ -387,39 +431,60 @@ impl Inner {
                 if !done.insert(id.clone()) {
                     continue;
                 }
-                let Some(row) = store::doc_get(&self.store.conn, &id)? else {
+                let Some((state, pending)) = store::push_candidate(&self.store.conn, &id)? else {
                     continue;
                 };
-                if !row.dirty {
+                if !state.dirty {
                     continue; // cleaned by an answer applied meanwhile
                 }
-                if row
+                if state
                     .heads
                     .as_deref()
-                    .is_some_and(|h| same_heads(h, &row.server_heads))
+                    .is_some_and(|h| same_heads(h, &state.server_heads))
                 {
                     // The server already has exactly this document.
-                    store::doc_set_sync_state(&self.store.conn, &id, &row.server_heads, false)?;
+                    store::doc_set_sync_state(&self.store.conn, &id, &state.server_heads, false)?;
                     continue;
                 }
-                // The only decode of the document on the way out.
-                let doc = load_doc(&row.bytes, self.device_id)?;
-                let local_heads = doc_heads(&doc);
-                if row.heads.is_none() {
-                    store::doc_set_heads(&self.store.conn, &id, &local_heads)?;
-                }
-                let changes = changes_since(&doc, &row.server_heads);
-                drop(doc);
-                if changes.is_empty() {
-                    store::doc_set_sync_state(&self.store.conn, &id, &row.server_heads, false)?;
-                    continue;
-                }
+                // The common case: the changes kept as they were made are all the server lacks,
+                // sent as they are without decoding the document.
+                let fast = match state.heads {
+                    Some(local) if !retried.contains(&id) => {
+                        pending_push(pending, &state.server_heads, &local).map(|c| (c, local))
+                    }
+                    _ => None,
+                };
+                let (changes, local_heads) = match fast {
+                    Some(f) => f,
+                    None => {
+                        let Some(row) = store::doc_get(&self.store.conn, &id)? else {
+                            continue;
+                        };
+                        // The only decode of the document on the way out.
+                        let doc = load_doc(&row.bytes, self.device_id)?;
+                        let local_heads = doc_heads(&doc);
+                        if row.heads.is_none() {
+                            store::doc_set_heads(&self.store.conn, &id, &local_heads)?;
+                        }
+                        let changes = changes_since(&doc, &row.server_heads);
+                        if changes.is_empty() {
+                            store::doc_set_sync_state(
+                                &self.store.conn,
+                                &id,
+                                &row.server_heads,
+                                false,
+                            )?;
+                            continue;
+                        }
+                        (changes, local_heads)
+                    }
+                };
                 let Ok(doc_id) = id.parse() else { continue };
                 bytes += changes.iter().map(Vec::len).sum::<usize>();
                 sent.insert(id, local_heads);
                 docs.push(PushDoc {
                     doc_id,
-                    kind: row.kind,
+                    kind: state.kind,
                     changes: changes.into_iter().map(B64).collect(),
                 });
                 if docs.len() >= MAX_BATCH_DOCS || bytes >= MAX_BATCH_BYTES {
@@ -596,7 +661,7 @@ impl Inner {
                 Some(h) => (p.server_heads.clone(), !p.doc.get_changes(&h).is_empty()),
                 None => (Vec::new(), true),
             };
-            save_doc(
+            save_synced_doc(
                 &tx,
                 &doc_id.to_string(),
                 p.kind.as_str(),

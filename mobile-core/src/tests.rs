@@ -483,6 +483,7 @@ fn a_version_1_database_is_upgraded_and_its_documents_still_read() {
         let c = rusqlite::Connection::open(&path).expect("open");
         c.execute_batch(
             "DROP TABLE docs;
+             DROP TABLE pending_changes;
              CREATE TABLE docs (doc_id TEXT PRIMARY KEY, kind TEXT NOT NULL, bytes BLOB NOT NULL,
                  server_heads TEXT NOT NULL DEFAULT '[]', dirty INTEGER NOT NULL DEFAULT 0,
                  name TEXT NOT NULL DEFAULT '', summary TEXT NOT NULL DEFAULT '',
@@ -504,4 +505,172 @@ fn a_version_1_database_is_upgraded_and_its_documents_still_read() {
         .expect("get")
         .expect("row");
     assert_eq!(row.heads, None, "learnt on the next push");
+}
+
+/// The kept changes of a document and whether a push would send them as they are.
+fn pending_of(client: &FieldsyncClient, id: &str) -> (Vec<Vec<u8>>, Option<Vec<Vec<u8>>>) {
+    let inner = client.lock();
+    let conn = &inner.store.conn;
+    let pending = store::pending_for(conn, id).expect("pending");
+    let bytes = pending.iter().map(|p| p.bytes.clone()).collect();
+    let state = store::doc_state(conn, id).expect("state").expect("doc");
+    let fast = crate::sync::pending_push(
+        pending,
+        &state.server_heads,
+        state.heads.as_deref().expect("heads known"),
+    );
+    (bytes, fast)
+}
+
+#[test]
+fn local_changes_are_kept_as_made_and_rebuild_the_document() {
+    use fieldsync_sync::protocol::heads_to_strings;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = open(&dir);
+    fake_login(&client, "http://127.0.0.1:1");
+    let id = client
+        .create_customer(acme())
+        .expect("create")
+        .customer
+        .id
+        .to_string();
+    client
+        .edit_customer(id.clone(), vec![set("phone", "+86 138 0000 0002")])
+        .expect("edit 1");
+    client
+        .edit_customer(id.clone(), vec![set("notes", "gate code 1234")])
+        .expect("edit 2");
+    // An edit that changes nothing keeps nothing.
+    client
+        .edit_customer(id.clone(), vec![set("notes", "gate code 1234")])
+        .expect("edit 3");
+
+    let (kept, fast) = pending_of(&client, &id);
+    assert_eq!(kept.len(), 3, "create + two edits");
+    assert_eq!(fast.as_ref(), Some(&kept), "sent as they are, in order");
+    let mut rebuilt = automerge::Automerge::new();
+    for bytes in &kept {
+        let change = automerge::Change::from_bytes(bytes.clone()).expect("a change");
+        rebuilt.apply_changes([change]).expect("applies in order");
+    }
+    let mut incremental = automerge::Automerge::new();
+    incremental
+        .load_incremental(&kept.concat())
+        .expect("load_incremental");
+    let row = store::doc_get(&client.lock().store.conn, &id)
+        .expect("get")
+        .expect("row");
+    let stored = automerge::Automerge::load(&row.bytes).expect("load");
+    assert_eq!(rebuilt.get_heads(), stored.get_heads());
+    assert_eq!(incremental.get_heads(), stored.get_heads());
+    assert_eq!(row.heads, Some(heads_to_strings(&stored.get_heads())));
+    assert!(row.server_heads.is_empty());
+
+    // New server heads (an answer, a pull) drop them; an edit after that starts again from
+    // those heads.
+    {
+        let inner = client.lock();
+        let heads = row.heads.clone().expect("heads");
+        store::doc_set_sync_state(&inner.store.conn, &id, &heads, false).expect("state");
+        assert!(
+            store::pending_for(&inner.store.conn, &id)
+                .expect("pending")
+                .is_empty()
+        );
+    }
+    client
+        .edit_customer(id.clone(), vec![set("notes", "after sync")])
+        .expect("edit 4");
+    let (kept, fast) = pending_of(&client, &id);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(fast, Some(kept.clone()));
+    let change = automerge::Change::from_bytes(kept[0].clone()).expect("a change");
+    assert_eq!(
+        heads_to_strings(change.deps()),
+        row.heads.clone().expect("heads"),
+        "built on what the server has"
+    );
+
+    // Kept changes that do not reach back to the server heads are not used.
+    {
+        let inner = client.lock();
+        let conn = &inner.store.conn;
+        let state = store::doc_state(conn, &id).expect("state").expect("doc");
+        let pending = store::pending_for(conn, &id).expect("pending");
+        assert!(
+            crate::sync::pending_push(pending.clone(), &[], state.heads.as_deref().expect("h"))
+                .is_none()
+        );
+        // ...nor ones that do not reach the document's heads.
+        let other = vec!["00".repeat(32)];
+        assert!(crate::sync::pending_push(pending, &state.server_heads, &other).is_none());
+    }
+
+    // Gone with the document.
+    store::purge(&client.lock().store.conn).expect("purge");
+    let n: i64 = client
+        .lock()
+        .store
+        .conn
+        .query_row("SELECT COUNT(*) FROM pending_changes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn a_version_2_database_is_upgraded_and_its_dirty_documents_take_the_decoding_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = open(&dir);
+    let me = fake_login(&client, "http://127.0.0.1:1");
+    let id = client
+        .create_customer(acme())
+        .expect("create")
+        .customer
+        .id
+        .to_string();
+    let (old, old_doc) = server_customer("Old", me);
+    drop(client);
+    let path = dir.path().join("device").join("fieldsync.db");
+    {
+        // As version 2 left the file: no kept changes.
+        let c = rusqlite::Connection::open(&path).expect("open");
+        c.execute_batch("DROP TABLE pending_changes; PRAGMA user_version = 2;")
+            .expect("v2");
+        c.execute(
+            "INSERT INTO docs (doc_id, kind, bytes, server_heads, heads, dirty, name, summary, updated_at_ms)
+             VALUES (?1, 'customer', ?2, '[]', NULL, 1, 'Old', '', 0)",
+            rusqlite::params![old.to_string(), old_doc.save()],
+        )
+        .expect("row");
+    }
+    let client = open(&dir);
+    {
+        let inner = client.lock();
+        let conn = &inner.store.conn;
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, store::VERSION);
+        assert!(store::pending_for(conn, &id).expect("pending").is_empty());
+    }
+    let v = client.get_customer(id.clone()).expect("get");
+    assert_eq!(v.customer.name, "Acme Ltd");
+    assert!(v.pending);
+    assert_eq!(
+        client
+            .get_customer(old.to_string())
+            .expect("get")
+            .customer
+            .name,
+        "Old"
+    );
+
+    // An edit keeps its change, but the create from before the upgrade is not kept, so the
+    // push must decode the document.
+    client
+        .edit_customer(id.clone(), vec![set("notes", "after the upgrade")])
+        .expect("edit");
+    let (kept, fast) = pending_of(&client, &id);
+    assert_eq!(kept.len(), 1);
+    assert!(fast.is_none());
 }

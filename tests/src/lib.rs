@@ -35,47 +35,100 @@ impl std::ops::Deref for Phone {
 impl Harness {
     /// Starts a server on 127.0.0.1:0 with a fresh SQLite database.
     pub fn start() -> Harness {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("fieldsync.db").to_string_lossy().into_owned();
+        let path = dir
+            .path()
+            .join("fieldsync.db")
+            .to_string_lossy()
+            .into_owned();
         let (store, server) = rt.block_on(async {
             let store = store::open(&path).await.expect("open store");
             let state = AppState::new(store.clone()).await.expect("state");
-            let server = Server::start(state, "127.0.0.1:0".parse().expect("addr")).await.expect("start");
+            let server = Server::start(state, "127.0.0.1:0".parse().expect("addr"))
+                .await
+                .expect("start");
             (store, server)
         });
         // Connections are reused, as a phone's are: refusals must not break the next request.
-        let http = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Harness { rt, store, url: server.url(), server: Some(server), http, _dir: dir }
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Harness {
+            rt,
+            store,
+            url: server.url(),
+            server: Some(server),
+            http,
+            _dir: dir,
+        }
     }
 
     pub fn tenant(&self, slug: &str) -> TenantId {
-        self.rt.block_on(app::create_tenant(self.store.as_ref(), slug, None)).expect("tenant").id
+        self.rt
+            .block_on(app::create_tenant(self.store.as_ref(), slug, None))
+            .expect("tenant")
+            .id
     }
 
     pub fn user(&self, tenant: TenantId, email: &str, role: Role, manager: Option<&str>) -> UserId {
-        self.rt.block_on(app::create_user(self.store.as_ref(), tenant, email, PASSWORD, role, manager)).expect("user").id
+        self.rt
+            .block_on(app::create_user(
+                self.store.as_ref(),
+                tenant,
+                email,
+                PASSWORD,
+                role,
+                manager,
+            ))
+            .expect("user")
+            .id
     }
 
     /// A new phone logged in as `email` of `tenant`.
     pub fn phone(&self, tenant: &str, email: &str) -> Phone {
         let dir = tempfile::tempdir().expect("tempdir");
-        let client = FieldsyncClient::open(dir.path().to_string_lossy().into_owned()).expect("open phone");
-        client.login(self.url.clone(), tenant.into(), email.into(), PASSWORD.into()).expect("login");
+        let client =
+            FieldsyncClient::open(dir.path().to_string_lossy().into_owned()).expect("open phone");
+        client
+            .login(
+                self.url.clone(),
+                tenant.into(),
+                email.into(),
+                PASSWORD.into(),
+            )
+            .expect("login");
         Phone { client, dir }
     }
 
     /// An access token for raw HTTP calls.
     pub fn token(&self, tenant: &str, email: &str) -> String {
-        let (status, body) = self.post("/v1/auth/login", None, &serde_json::json!({"tenant": tenant, "email": email, "password": PASSWORD}));
+        let (status, body) = self.post(
+            "/v1/auth/login",
+            None,
+            &serde_json::json!({"tenant": tenant, "email": email, "password": PASSWORD}),
+        );
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().expect("token").to_owned()
     }
 
     fn finish(mut resp: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Value) {
         let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(64 << 20).read_to_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
@@ -86,12 +139,25 @@ impl Harness {
         Self::finish(req.call().expect("request"))
     }
 
-    pub fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    pub fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         self.post_raw(path, token, serde_json::to_vec(body).expect("json"))
     }
 
-    pub fn post_raw(&self, path: &str, token: Option<&str>, body: Vec<u8>) -> (u16, serde_json::Value) {
-        let mut req = self.http.post(format!("{}{path}", self.url)).header("Content-Type", "application/json");
+    pub fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json");
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }

@@ -45,14 +45,31 @@ fn edit_for(phone: &Phone, id: &str, field: u8, value: u16) -> FieldEdit {
         2 => ("email", format!("buyer{value}@acme.example")),
         3 => {
             let notes = phone.get_customer(id.into()).expect("get").customer.notes;
-            let at = notes.char_indices().map(|(i, _)| i).chain([notes.len()]).nth(usize::from(value) % (notes.chars().count() + 1)).unwrap_or(0);
-            ("notes", format!("{}[{value}]{}", &notes[..at], &notes[at..]))
+            let at = notes
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([notes.len()])
+                .nth(usize::from(value) % (notes.chars().count() + 1))
+                .unwrap_or(0);
+            (
+                "notes",
+                format!("{}[{value}]{}", &notes[..at], &notes[at..]),
+            )
         }
-        4 => ("tier", ["gold", "silver", "bronze"][usize::from(value) % 3].to_string()),
+        4 => (
+            "tier",
+            ["gold", "silver", "bronze"][usize::from(value) % 3].to_string(),
+        ),
         5 => ("tags", format!("t{},u{}", value % 3, value % 5)),
-        _ => ("location", format!("{},{}", f64::from(value % 90), f64::from(value % 180))),
+        _ => (
+            "location",
+            format!("{},{}", f64::from(value % 90), f64::from(value % 180)),
+        ),
     };
-    FieldEdit { field: f.into(), value: v }
+    FieldEdit {
+        field: f.into(),
+        value: v,
+    }
 }
 
 proptest! {

@@ -15,7 +15,13 @@ fn binary() -> PathBuf {
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let ok = Command::new(cargo)
-            .args(["build", "-p", "fieldsync-mobile-core", "--bin", "fieldsync-device"])
+            .args([
+                "build",
+                "-p",
+                "fieldsync-mobile-core",
+                "--bin",
+                "fieldsync-device",
+            ])
             .status()
             .expect("cargo build")
             .success();
@@ -25,9 +31,25 @@ fn binary() -> PathBuf {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(binary()).arg("--dir").arg(dir).arg("--json").args(args).output().expect("run device");
-    assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let out = Command::new(binary())
+        .arg("--dir")
+        .arg(dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run device");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 #[test]
@@ -36,11 +58,44 @@ fn a_field_day_from_the_terminal() {
     let t = h.tenant("acme");
     h.user(t, "rep@acme.test", Role::FieldRep, None);
     let phone = tempfile::tempdir().expect("tempdir");
-    let login = ["login", "--server", &h.url, "--tenant", "acme", "--email", "rep@acme.test", "--password", PASSWORD];
+    let login = [
+        "login",
+        "--server",
+        &h.url,
+        "--tenant",
+        "acme",
+        "--email",
+        "rep@acme.test",
+        "--password",
+        PASSWORD,
+    ];
     run(phone.path(), &login);
-    let added = run(phone.path(), &["customer", "add", "--name", "Chengdu Tea House", "--lat", "30.65", "--lon", "104.06"]);
+    let added = run(
+        phone.path(),
+        &[
+            "customer",
+            "add",
+            "--name",
+            "Chengdu Tea House",
+            "--lat",
+            "30.65",
+            "--lon",
+            "104.06",
+        ],
+    );
     let id = added["customer"]["id"].as_str().expect("id").to_owned();
-    run(phone.path(), &["customer", "edit", &id, "--set", "phone=+86 28 1234 5678", "--set", "tags=tea,vip"]);
+    run(
+        phone.path(),
+        &[
+            "customer",
+            "edit",
+            &id,
+            "--set",
+            "phone=+86 28 1234 5678",
+            "--set",
+            "tags=tea,vip",
+        ],
+    );
     assert_eq!(run(phone.path(), &["status"])["pending_docs"], 1);
     let report = run(phone.path(), &["sync"]);
     assert_eq!(report["accepted"], 1, "{report}");

@@ -6,11 +6,20 @@ use fieldsync_tests::Harness;
 use serde_json::json;
 
 fn edit(field: &str, value: &str) -> FieldEdit {
-    FieldEdit { field: field.into(), value: value.into() }
+    FieldEdit {
+        field: field.into(),
+        value: value.into(),
+    }
 }
 
 fn new_customer(name: &str) -> NewCustomer {
-    NewCustomer { name: name.into(), lat: Some(30.65), lon: Some(104.06), notes: Some("Call before visiting.".into()), ..Default::default() }
+    NewCustomer {
+        name: name.into(),
+        lat: Some(30.65),
+        lon: Some(104.06),
+        notes: Some("Call before visiting.".into()),
+        ..Default::default()
+    }
 }
 
 struct Acme {
@@ -32,14 +41,36 @@ fn converge_in_order(first_a: bool) {
     let Acme { h } = acme();
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
-    let id = a.create_customer(new_customer("Acme Ltd")).expect("create").customer.id.as_string();
+    let id = a
+        .create_customer(new_customer("Acme Ltd"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     a.sync().expect("sync a");
     b.sync().expect("sync b");
-    assert_eq!(b.get_customer(id.clone()).expect("b has it").customer.name, "Acme Ltd");
+    assert_eq!(
+        b.get_customer(id.clone()).expect("b has it").customer.name,
+        "Acme Ltd"
+    );
 
     // Both offline: different fields, and the same text field at different places.
-    a.edit_customer(id.clone(), vec![edit("phone", "+86 138 0000 0001"), edit("notes", "Urgent: Call before visiting.")]).expect("edit a");
-    b.edit_customer(id.clone(), vec![edit("email", "buyer@acme.example"), edit("notes", "Call before visiting. Gate code 4711.")]).expect("edit b");
+    a.edit_customer(
+        id.clone(),
+        vec![
+            edit("phone", "+86 138 0000 0001"),
+            edit("notes", "Urgent: Call before visiting."),
+        ],
+    )
+    .expect("edit a");
+    b.edit_customer(
+        id.clone(),
+        vec![
+            edit("email", "buyer@acme.example"),
+            edit("notes", "Call before visiting. Gate code 4711."),
+        ],
+    )
+    .expect("edit b");
     let (x, y) = if first_a { (&a, &b) } else { (&b, &a) };
     x.sync().expect("sync");
     y.sync().expect("sync");
@@ -51,7 +82,10 @@ fn converge_in_order(first_a: bool) {
     assert!(!va.pending && !vb.pending);
     assert_eq!(va.customer.phone.as_deref(), Some("+86 138 0000 0001"));
     assert_eq!(va.customer.email.as_deref(), Some("buyer@acme.example"));
-    assert_eq!(va.customer.notes, "Urgent: Call before visiting. Gate code 4711.", "text merges, nobody's words are lost");
+    assert_eq!(
+        va.customer.notes, "Urgent: Call before visiting. Gate code 4711.",
+        "text merges, nobody's words are lost"
+    );
 
     // The server's projection holds the same.
     let tok = h.token("acme", "rep1@acme.test");
@@ -78,11 +112,18 @@ fn same_field_edited_twice_is_shown_as_a_conflict() {
     let Acme { h } = acme();
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
-    let id = a.create_customer(new_customer("Acme")).expect("create").customer.id.as_string();
+    let id = a
+        .create_customer(new_customer("Acme"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     a.sync().expect("sync");
     b.sync().expect("sync");
-    a.edit_customer(id.clone(), vec![edit("tier", "gold")]).expect("edit");
-    b.edit_customer(id.clone(), vec![edit("tier", "bronze")]).expect("edit");
+    a.edit_customer(id.clone(), vec![edit("tier", "gold")])
+        .expect("edit");
+    b.edit_customer(id.clone(), vec![edit("tier", "bronze")])
+        .expect("edit");
     a.sync().expect("sync");
     b.sync().expect("sync");
     a.sync().expect("sync");
@@ -91,7 +132,8 @@ fn same_field_edited_twice_is_shown_as_a_conflict() {
     assert_eq!(va.conflicts.len(), 1, "{:?}", va.conflicts);
     assert_eq!(va.conflicts[0].field, "tier");
     // Settling it: set the field again, and the conflict is gone everywhere.
-    a.edit_customer(id.clone(), vec![edit("tier", "silver")]).expect("edit");
+    a.edit_customer(id.clone(), vec![edit("tier", "silver")])
+        .expect("edit");
     a.sync().expect("sync");
     b.sync().expect("sync");
     assert!(b.get_customer(id).expect("b").conflicts.is_empty());
@@ -104,7 +146,12 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
     h.user(other, "admin@globex.test", Role::Admin, None);
 
     let rep1 = h.phone("acme", "rep1@acme.test");
-    let id = rep1.create_customer(new_customer("Rep one's customer")).expect("create").customer.id.as_string();
+    let id = rep1
+        .create_customer(new_customer("Rep one's customer"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     rep1.sync().expect("sync");
 
     // Through sync: rep2 and globex's admin receive nothing.
@@ -122,7 +169,11 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
     // Through every read route.
     for (tenant, email) in [("acme", "rep2@acme.test"), ("globex", "admin@globex.test")] {
         let tok = h.token(tenant, email);
-        for path in [format!("/v1/customers/{id}"), format!("/v1/records/{id}"), format!("/v1/projects/{id}")] {
+        for path in [
+            format!("/v1/customers/{id}"),
+            format!("/v1/records/{id}"),
+            format!("/v1/projects/{id}"),
+        ] {
             let (status, body) = h.get(&path, Some(&tok));
             assert_eq!(status, 404, "{email} {path}: {body}");
             assert_eq!(body["error"], json!("not_found"));
@@ -132,15 +183,34 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
         let (status, body) = h.post("/v1/sync/pull", Some(&tok), &json!({"v": 1}));
         assert_eq!(status, 200);
         assert_eq!(body["items"], json!([]));
-        let (status, body) = h.post("/v1/sync/repair", Some(&tok), &json!({"v": 1, "docs": [{"doc_id": id, "heads": []}]}));
+        let (status, body) = h.post(
+            "/v1/sync/repair",
+            Some(&tok),
+            &json!({"v": 1, "docs": [{"doc_id": id, "heads": []}]}),
+        );
         assert_eq!(status, 200);
-        assert!(body["items"].as_array().expect("items").iter().all(|i| i["op"] != json!("snapshot")), "{body}");
-        let (status, _) = h.post("/v1/sync/repair/sync", Some(&tok), &json!({"v": 1, "docs": [{"doc_id": id, "message": null}]}));
+        assert!(
+            body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .all(|i| i["op"] != json!("snapshot")),
+            "{body}"
+        );
+        let (status, _) = h.post(
+            "/v1/sync/repair/sync",
+            Some(&tok),
+            &json!({"v": 1, "docs": [{"doc_id": id, "message": null}]}),
+        );
         assert_eq!(status, 404);
         // Admin routes are for admins of the caller's own tenant only.
         let (status, body) = h.get("/v1/admin/users", Some(&tok));
         if email.starts_with("admin") {
-            assert!(body.as_array().expect("users").iter().all(|u| u["email"].as_str().is_some_and(|e| e.ends_with("globex.test"))));
+            assert!(body.as_array().expect("users").iter().all(|u| {
+                u["email"]
+                    .as_str()
+                    .is_some_and(|e| e.ends_with("globex.test"))
+            }));
         } else {
             assert_eq!(status, 403);
         }
@@ -165,7 +235,11 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
     assert_eq!(status, 200);
     assert_eq!(body["results"][0]["status"], json!("rejected"));
     assert_eq!(body["results"][0]["error"]["code"], json!("forbidden"));
-    assert_eq!(body["results"][0]["doc"], json!(null), "nothing of the record leaks");
+    assert_eq!(
+        body["results"][0]["doc"],
+        json!(null),
+        "nothing of the record leaks"
+    );
     let (_, after) = h.get(&format!("/v1/records/{id}"), Some(&rep1_tok));
     assert_eq!(before, after);
 }
@@ -174,14 +248,32 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
 fn a_rejected_change_is_reported_and_the_phone_recovers() {
     let Acme { h } = acme();
     let rep1 = h.phone("acme", "rep1@acme.test");
-    let rep2_id = h.rt.block_on(h.store.user_by_email(h.rt.block_on(h.store.tenant_by_slug("acme")).expect("q").expect("t").id, "rep2@acme.test"))
+    let rep2_id =
+        h.rt.block_on(
+            h.store.user_by_email(
+                h.rt.block_on(h.store.tenant_by_slug("acme"))
+                    .expect("q")
+                    .expect("t")
+                    .id,
+                "rep2@acme.test",
+            ),
+        )
         .expect("q")
         .expect("rep2")
         .id;
-    let id = rep1.create_customer(new_customer("Keep me")).expect("create").customer.id.as_string();
+    let id = rep1
+        .create_customer(new_customer("Keep me"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     rep1.sync().expect("sync");
     // A rep may not hand a customer to someone else: the phone cannot know, the server refuses.
-    rep1.edit_customer(id.clone(), vec![edit("owner", &rep2_id.as_string()), edit("name", "Renamed")]).expect("local edit");
+    rep1.edit_customer(
+        id.clone(),
+        vec![edit("owner", &rep2_id.as_string()), edit("name", "Renamed")],
+    )
+    .expect("local edit");
     let report = rep1.sync().expect("sync");
     assert_eq!(report.rejected.len(), 1, "{report:?}");
     assert_eq!(report.rejected[0].code, "owner_not_allowed");
@@ -192,10 +284,14 @@ fn a_rejected_change_is_reported_and_the_phone_recovers() {
     let status = rep1.status().expect("status");
     assert_eq!(status.pending_docs, 0, "nothing stuck in the outbox");
     // And the phone keeps working.
-    rep1.edit_customer(id.clone(), vec![edit("name", "Keep me, renamed")]).expect("edit");
+    rep1.edit_customer(id.clone(), vec![edit("name", "Keep me, renamed")])
+        .expect("edit");
     assert!(rep1.sync().expect("sync").rejected.is_empty());
     let tok = h.token("acme", "rep1@acme.test");
-    assert_eq!(h.get(&format!("/v1/customers/{id}"), Some(&tok)).1["name"], json!("Keep me, renamed"));
+    assert_eq!(
+        h.get(&format!("/v1/customers/{id}"), Some(&tok)).1["name"],
+        json!("Keep me, renamed")
+    );
 }
 
 #[test]
@@ -208,16 +304,36 @@ fn an_edit_reaches_an_online_phone_through_the_live_socket() {
     let outsider_live = outsider.connect_live().expect("connect");
     let boss = h.phone("acme", "boss@acme.test");
     let boss_live = boss.connect_live().expect("connect");
-    let id = a.create_customer(new_customer("Live Ltd")).expect("create").customer.id.as_string();
+    let id = a
+        .create_customer(new_customer("Live Ltd"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     let started = std::time::Instant::now();
     a.sync().expect("sync");
-    let report = b.sync_on_change(&live, 10_000).expect("wait").expect("a change was announced");
-    eprintln!("edit on phone A visible on phone B after {:?}", started.elapsed());
+    let report = b
+        .sync_on_change(&live, 10_000)
+        .expect("wait")
+        .expect("a change was announced");
+    eprintln!(
+        "edit on phone A visible on phone B after {:?}",
+        started.elapsed()
+    );
     assert!(report.pulled >= 1);
-    assert_eq!(b.get_customer(id).expect("b has it").customer.name, "Live Ltd");
-    assert!(boss.wait_for_change(&boss_live, 10_000).expect("wait"), "the rep's manager is told too");
+    assert_eq!(
+        b.get_customer(id).expect("b has it").customer.name,
+        "Live Ltd"
+    );
+    assert!(
+        boss.wait_for_change(&boss_live, 10_000).expect("wait"),
+        "the rep's manager is told too"
+    );
     // A rep outside the team is not woken for a customer they may not read.
-    assert!(!outsider.wait_for_change(&outsider_live, 300).expect("wait"), "no notice for someone else's customer");
+    assert!(
+        !outsider.wait_for_change(&outsider_live, 300).expect("wait"),
+        "no notice for someone else's customer"
+    );
     live.close();
     boss_live.close();
     outsider_live.close();
@@ -227,21 +343,38 @@ fn an_edit_reaches_an_online_phone_through_the_live_socket() {
 fn disabling_a_user_stops_sync_at_once_and_the_phone_purges() {
     let Acme { h } = acme();
     let rep1 = h.phone("acme", "rep1@acme.test");
-    rep1.create_customer(new_customer("Company data")).expect("create");
+    rep1.create_customer(new_customer("Company data"))
+        .expect("create");
     rep1.sync().expect("sync");
     let admin = h.token("acme", "admin@acme.test");
     let (_, users) = h.get("/v1/admin/users", Some(&admin));
-    let rep1_id = users.as_array().expect("users").iter().find(|u| u["email"] == json!("rep1@acme.test")).expect("rep1")["id"].clone();
-    let (status, _) = h.post(&format!("/v1/admin/users/{}/disable", rep1_id.as_str().expect("id")), Some(&admin), &json!({}));
+    let rep1_id = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["email"] == json!("rep1@acme.test"))
+        .expect("rep1")["id"]
+        .clone();
+    let (status, _) = h.post(
+        &format!("/v1/admin/users/{}/disable", rep1_id.as_str().expect("id")),
+        Some(&admin),
+        &json!({}),
+    );
     assert_eq!(status, 204);
     match rep1.sync() {
         Err(ClientError::Revoked { code, .. }) => assert_eq!(code, "account_disabled"),
         other => panic!("expected the phone to be told it lost access, got {other:?}"),
     }
-    assert!(rep1.list_customers().map(|l| l.is_empty()).unwrap_or(true), "the phone purged the company's data");
+    assert!(
+        rep1.list_customers().map(|l| l.is_empty()).unwrap_or(true),
+        "the phone purged the company's data"
+    );
     // The account cannot log in again.
     let (status, body) = h.post("/v1/auth/login", None, &json!({"tenant": "acme", "email": "rep1@acme.test", "password": fieldsync_tests::PASSWORD}));
-    assert_eq!((status, body["error"].clone()), (403, json!("account_disabled")));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (403, json!("account_disabled"))
+    );
     // The data stays with the company.
     let boss = h.phone("acme", "boss@acme.test");
     boss.sync().expect("sync");
@@ -254,48 +387,94 @@ fn reassignment_moves_the_customer_between_phones() {
     let rep1 = h.phone("acme", "rep1@acme.test");
     let admin = h.phone("acme", "admin@acme.test");
     let rep2 = h.phone("acme", "rep2@acme.test");
-    let id = rep1.create_customer(new_customer("Moving Co")).expect("create").customer.id.as_string();
+    let id = rep1
+        .create_customer(new_customer("Moving Co"))
+        .expect("create")
+        .customer
+        .id
+        .as_string();
     rep1.sync().expect("sync");
     rep2.sync().expect("sync");
     admin.sync().expect("sync");
     let rep2_id = rep2.status().expect("status").user_id.expect("user");
-    admin.edit_customer(id.clone(), vec![edit("owner", &rep2_id)]).expect("reassign");
+    admin
+        .edit_customer(id.clone(), vec![edit("owner", &rep2_id)])
+        .expect("reassign");
     assert!(admin.sync().expect("sync").rejected.is_empty());
     let r = rep1.sync().expect("sync");
     assert_eq!(r.revoked, 1, "{r:?}");
-    assert!(rep1.get_customer(id.clone()).is_err(), "the old owner's phone dropped it");
+    assert!(
+        rep1.get_customer(id.clone()).is_err(),
+        "the old owner's phone dropped it"
+    );
     rep2.sync().expect("sync");
-    assert_eq!(rep2.get_customer(id).expect("new owner has it").customer.name, "Moving Co");
+    assert_eq!(
+        rep2.get_customer(id)
+            .expect("new owner has it")
+            .customer
+            .name,
+        "Moving Co"
+    );
 }
 
 #[test]
 fn a_diverged_phone_repairs_by_heads() {
     let Acme { h } = acme();
     let a = h.phone("acme", "rep1@acme.test");
-    let ids: Vec<String> = (0..5).map(|i| a.create_customer(new_customer(&format!("C{i}"))).expect("create").customer.id.as_string()).collect();
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            a.create_customer(new_customer(&format!("C{i}")))
+                .expect("create")
+                .customer
+                .id
+                .as_string()
+        })
+        .collect();
     a.sync().expect("sync");
     // Phone B was restored from a backup taken before a's latest edits, and lost its cursor.
     let b = h.phone("acme", "rep1@acme.test");
     b.sync().expect("sync");
     let backup = tempfile::tempdir().expect("tempdir");
     copy_dir(b.dir.path(), backup.path());
-    a.edit_customer(ids[0].clone(), vec![edit("name", "Edited after the backup")]).expect("edit");
-    a.create_customer(new_customer("Created after the backup")).expect("create");
+    a.edit_customer(
+        ids[0].clone(),
+        vec![edit("name", "Edited after the backup")],
+    )
+    .expect("edit");
+    a.create_customer(new_customer("Created after the backup"))
+        .expect("create");
     a.sync().expect("sync");
     drop(b);
-    let restored = fieldsync_mobile_core::FieldsyncClient::open(backup.path().to_string_lossy().into_owned()).expect("open");
+    let restored =
+        fieldsync_mobile_core::FieldsyncClient::open(backup.path().to_string_lossy().into_owned())
+            .expect("open");
     // Offline edit on the restored phone that the server has never seen.
-    restored.edit_customer(ids[1].clone(), vec![edit("phone", "+86 100 200 300")]).expect("edit");
+    restored
+        .edit_customer(ids[1].clone(), vec![edit("phone", "+86 100 200 300")])
+        .expect("edit");
     let report = restored.repair().expect("repair");
     assert!(report.added >= 1 && report.reconciled >= 1, "{report:?}");
     a.sync().expect("sync");
-    let mut on_a: Vec<_> = a.list_customers().expect("list").into_iter().map(|v| v.customer).collect();
-    let mut on_r: Vec<_> = restored.list_customers().expect("list").into_iter().map(|v| v.customer).collect();
+    let mut on_a: Vec<_> = a
+        .list_customers()
+        .expect("list")
+        .into_iter()
+        .map(|v| v.customer)
+        .collect();
+    let mut on_r: Vec<_> = restored
+        .list_customers()
+        .expect("list")
+        .into_iter()
+        .map(|v| v.customer)
+        .collect();
     on_a.sort_by_key(|c| c.id);
     on_r.sort_by_key(|c| c.id);
     assert_eq!(on_a, on_r);
     assert_eq!(on_a.len(), 6);
-    assert!(on_a.iter().any(|c| c.phone.as_deref() == Some("+86 100 200 300")));
+    assert!(
+        on_a.iter()
+            .any(|c| c.phone.as_deref() == Some("+86 100 200 300"))
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -313,9 +492,19 @@ mod fieldsync_tests_support {
     /// A base64 change renaming the record, made on top of the server's version.
     pub fn rename_change(h: &Harness, token: &str, id: &str, name: &str) -> String {
         let (_, pulled) = h.post("/v1/sync/pull", Some(token), &json!({"v": 1}));
-        let item = pulled["items"].as_array().expect("items").iter().find(|i| i["doc_id"] == json!(id)).expect("doc").clone();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(item["doc"].as_str().expect("doc")).expect("b64");
-        let mut doc = Automerge::load(&bytes).expect("load").with_actor(automerge::ActorId::random());
+        let item = pulled["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["doc_id"] == json!(id))
+            .expect("doc")
+            .clone();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(item["doc"].as_str().expect("doc"))
+            .expect("b64");
+        let mut doc = Automerge::load(&bytes)
+            .expect("load")
+            .with_actor(automerge::ActorId::random());
         let heads = doc.get_heads();
         let (mut rec, _) = fieldsync_sync::Record::read(&doc).expect("read");
         if let fieldsync_sync::Record::Customer(c) = &mut rec {
@@ -333,54 +522,108 @@ mod fieldsync_tests_support {
 fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device() {
     let Acme { h } = acme();
     let phone = h.phone("acme", "rep1@acme.test");
-    phone.create_customer(new_customer("Kept by the company")).expect("create");
+    phone
+        .create_customer(new_customer("Kept by the company"))
+        .expect("create");
     phone.sync().expect("sync");
     let old_device = phone.device_id();
     let admin = h.token("acme", "admin@acme.test");
-    let (status, _) = h.post(&format!("/v1/admin/devices/{old_device}/revoke"), Some(&admin), &json!({}));
+    let (status, _) = h.post(
+        &format!("/v1/admin/devices/{old_device}/revoke"),
+        Some(&admin),
+        &json!({}),
+    );
     assert_eq!(status, 204);
     match phone.sync() {
         Err(ClientError::Revoked { code, .. }) => assert_eq!(code, "device_revoked"),
         other => panic!("expected revocation, got {other:?}"),
     }
     assert!(phone.list_customers().map(|l| l.is_empty()).unwrap_or(true));
-    assert_ne!(phone.device_id(), old_device, "a revoked device id is never reused");
-    phone.login(h.url.clone(), "acme".into(), "rep1@acme.test".into(), fieldsync_tests::PASSWORD.into()).expect("login again");
+    assert_ne!(
+        phone.device_id(),
+        old_device,
+        "a revoked device id is never reused"
+    );
+    phone
+        .login(
+            h.url.clone(),
+            "acme".into(),
+            "rep1@acme.test".into(),
+            fieldsync_tests::PASSWORD.into(),
+        )
+        .expect("login again");
     phone.sync().expect("sync");
-    assert_eq!(phone.list_customers().expect("list").len(), 1, "the company's record comes back from the server");
+    assert_eq!(
+        phone.list_customers().expect("list").len(),
+        1,
+        "the company's record comes back from the server"
+    );
 }
 
 #[test]
 fn project_members_gain_and_lose_the_project() {
     let Acme { h } = acme();
-    let t = h.rt.block_on(h.store.tenant_by_slug("acme")).expect("q").expect("tenant").id;
+    let t =
+        h.rt.block_on(h.store.tenant_by_slug("acme"))
+            .expect("q")
+            .expect("tenant")
+            .id;
     h.user(t, "site@acme.test", Role::SiteManager, None);
     let site = h.phone("acme", "site@acme.test");
     let rep2 = h.phone("acme", "rep2@acme.test");
     let rep2_id = rep2.status().expect("status").user_id.expect("user");
     let project = site
-        .create_project(fieldsync_mobile_core::NewProject { name: "Tower B fit-out".into(), code: Some("TB-01".into()), ..Default::default() })
+        .create_project(fieldsync_mobile_core::NewProject {
+            name: "Tower B fit-out".into(),
+            code: Some("TB-01".into()),
+            ..Default::default()
+        })
         .expect("create")
         .project
         .id
         .as_string();
     site.sync().expect("sync");
     rep2.sync().expect("sync");
-    assert!(rep2.list_projects().expect("list").is_empty(), "not a member yet");
+    assert!(
+        rep2.list_projects().expect("list").is_empty(),
+        "not a member yet"
+    );
 
-    site.add_member(project.clone(), rep2_id.clone(), "crew".into()).expect("add member");
+    site.add_member(project.clone(), rep2_id.clone(), "crew".into())
+        .expect("add member");
     site.sync().expect("sync");
     rep2.sync().expect("sync");
-    assert_eq!(rep2.get_project(project.clone()).expect("member sees it").project.name, "Tower B fit-out");
+    assert_eq!(
+        rep2.get_project(project.clone())
+            .expect("member sees it")
+            .project
+            .name,
+        "Tower B fit-out"
+    );
     // A crew member may read the project but not change it.
-    rep2.edit_project(project.clone(), vec![edit("name", "Renamed by crew")]).expect("local edit");
+    rep2.edit_project(project.clone(), vec![edit("name", "Renamed by crew")])
+        .expect("local edit");
     let r = rep2.sync().expect("sync");
-    assert_eq!(r.rejected.first().map(|x| x.code.as_str()), Some("forbidden"), "{r:?}");
-    assert_eq!(rep2.get_project(project.clone()).expect("still there").project.name, "Tower B fit-out");
+    assert_eq!(
+        r.rejected.first().map(|x| x.code.as_str()),
+        Some("forbidden"),
+        "{r:?}"
+    );
+    assert_eq!(
+        rep2.get_project(project.clone())
+            .expect("still there")
+            .project
+            .name,
+        "Tower B fit-out"
+    );
 
-    site.remove_member(project.clone(), rep2_id).expect("remove member");
+    site.remove_member(project.clone(), rep2_id)
+        .expect("remove member");
     site.sync().expect("sync");
     let r = rep2.sync().expect("sync");
     assert_eq!(r.revoked, 1, "{r:?}");
-    assert!(rep2.get_project(project).is_err(), "a removed member's phone drops the project");
+    assert!(
+        rep2.get_project(project).is_err(),
+        "a removed member's phone drops the project"
+    );
 }

@@ -17,6 +17,19 @@ type S = Arc<dyn Store>;
 struct Backend {
     store: S,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL server's admin pool and this test's database, dropped when the case ends.
+    pg: Option<(sqlx::PgPool, String)>,
+}
+
+impl Backend {
+    async fn finish(self) {
+        if let Some((admin, name)) = self.pg {
+            drop(self.store);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&admin)
+                .await;
+        }
+    }
 }
 
 async fn sqlite() -> Backend {
@@ -27,6 +40,7 @@ async fn sqlite() -> Backend {
     Backend {
         store,
         _dir: Some(dir),
+        pg: None,
     }
 }
 
@@ -56,7 +70,7 @@ async fn postgres() -> Option<Backend> {
     let store = store::open(&format!("{base}/{name}"))
         .await
         .expect("open postgres");
-    Some(Backend { store, _dir: None })
+    Some(Backend { store, _dir: None, pg: Some((admin, name)) })
 }
 
 macro_rules! conformance {
@@ -66,6 +80,7 @@ macro_rules! conformance {
             async fn $case() {
                 let b = super::sqlite().await;
                 super::$case(b.store.clone()).await;
+                b.finish().await;
             })*
         }
         mod on_postgres {
@@ -73,6 +88,7 @@ macro_rules! conformance {
             async fn $case() {
                 let Some(b) = super::postgres().await else { return };
                 super::$case(b.store.clone()).await;
+                b.finish().await;
             })*
         }
     };

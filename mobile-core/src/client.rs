@@ -67,7 +67,8 @@ fn to_json<Req: Serialize>(body: &Req) -> Vec<u8> {
     serde_json::to_vec(body).expect("BUG: request types always serialize")
 }
 
-/// A blocking JSON client.
+/// A blocking JSON client. Clones share the agent (and its connection pool).
+#[derive(Clone)]
 pub(crate) struct Http {
     agent: ureq::Agent,
 }
@@ -103,7 +104,20 @@ impl Http {
         token: Option<&str>,
         body: &[u8],
     ) -> std::result::Result<Resp, HttpError> {
-        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        let bytes = self.post_bytes(base, path, token, body)?;
+        parse_answer(base, path, &bytes)
+    }
+
+    /// POSTs `body`, already JSON, to `base` + `path` and returns the body of a 2xx answer
+    /// undecoded (see [`parse_answer`]); a non-2xx answer is decoded into the error.
+    pub fn post_bytes(
+        &self,
+        base: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> std::result::Result<Vec<u8>, HttpError> {
+        let url = url_of(base, path);
         let mut req = self
             .agent
             .post(&url)
@@ -127,11 +141,7 @@ impl Http {
                 ))
             })?;
         if (200..300).contains(&status) {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                HttpError::Network(format!(
-                    "The server's answer from {url} is not what this app expects: {e}."
-                ))
-            })
+            Ok(bytes)
         } else {
             let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
                 error: format!("http_{status}"),
@@ -140,6 +150,24 @@ impl Http {
             Err(HttpError::Api { status, body })
         }
     }
+}
+
+fn url_of(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+/// Decodes the body of a 2xx answer from [`Http::post_bytes`].
+pub(crate) fn parse_answer<Resp: DeserializeOwned>(
+    base: &str,
+    path: &str,
+    bytes: &[u8],
+) -> std::result::Result<Resp, HttpError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        HttpError::Network(format!(
+            "The server's answer from {} is not what this app expects: {e}.",
+            url_of(base, path)
+        ))
+    })
 }
 
 /// The state behind a [`crate::FieldsyncClient`]'s mutex.
@@ -285,17 +313,33 @@ impl Inner {
 
     /// [`Inner::call`] with a body that is already JSON (a stored push batch).
     pub fn call_json<Resp: DeserializeOwned>(&mut self, path: &str, body: &[u8]) -> Result<Resp> {
-        let mut s = self.fresh_session()?;
+        let s = self.fresh_session()?;
+        let first = self
+            .http
+            .post_json(&s.server_url, path, Some(&s.access_token), body);
+        self.settle_call(path, body, first)
+    }
+
+    /// Finishes an authenticated POST of `body` whose first attempt, made with the access
+    /// token of a fresh session, ended in `first`: on `token_expired` refreshes and retries
+    /// once, purges on revocation, and turns other failures into the error to report.
+    pub(crate) fn settle_call<Resp: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        first: std::result::Result<Resp, HttpError>,
+    ) -> Result<Resp> {
+        let mut outcome = first;
         let mut retried = false;
         loop {
-            match self
-                .http
-                .post_json(&s.server_url, path, Some(&s.access_token), body)
-            {
+            match outcome {
                 Ok(r) => return Ok(r),
                 Err(HttpError::Api { body: e, .. }) if e.error == "token_expired" && !retried => {
                     retried = true;
-                    s = self.refresh()?;
+                    let s = self.refresh()?;
+                    outcome = self
+                        .http
+                        .post_json(&s.server_url, path, Some(&s.access_token), body);
                 }
                 Err(HttpError::Api { body: e, .. }) if PURGE_CODES.contains(&e.error.as_str()) => {
                     return Err(self.purge_for(e.error, e.message));

@@ -4,7 +4,10 @@
 //!   heads it is known to have). Each batch is stored in `outbox_batches` *before* it is sent,
 //!   so after a crash or timeout the same batch — same `batch_id`, same body — is sent again
 //!   and the server answers it from its idempotency record instead of storing twice. A batch
-//!   row is deleted in the same SQLite transaction that applies its answer.
+//!   row is deleted in the same SQLite transaction that applies its answer. When a push has
+//!   several batches they are pipelined: batch k is sent from a scoped thread (HTTP only)
+//!   while this thread, which owns the database, applies the answer to batch k-1 and builds
+//!   and stores batch k+1; at most one batch is in flight.
 //! * **Pull.** Pages of changes, snapshots and revocations are applied and the new cursor is
 //!   stored in one transaction per page, so a crash never skips items.
 //! * **Repair.** The device lists the heads of every document; the server answers with what the
@@ -12,7 +15,7 @@
 //!   with Automerge's own sync protocol, and the device's extra changes then go through an
 //!   ordinary push so the server validates them like any other.
 
-use crate::client::Inner;
+use crate::client::{HttpError, Inner, parse_answer};
 use crate::edit::{doc_heads, load_doc, save_doc};
 use crate::error::{ClientError, Result};
 use crate::model::{RejectedChange, RepairReport, SyncReport};
@@ -26,6 +29,7 @@ use fieldsync_sync::protocol::{
 };
 use fieldsync_sync::record::RecordKind;
 use std::collections::{HashMap, HashSet};
+use std::thread::{Scope, ScopedJoinHandle};
 
 /// Most documents in one push batch.
 const MAX_BATCH_DOCS: usize = 1000;
@@ -33,6 +37,28 @@ const MAX_BATCH_DOCS: usize = 1000;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Most Automerge sync rounds per repair.
 const MAX_REPAIR_ROUNDS: usize = 5;
+/// Where push batches go.
+const PUSH_PATH: &str = "/v1/sync/push";
+
+/// A push batch being sent on a thread of its own: the batch, the server it went to, and the
+/// undecoded answer.
+type InFlight<'scope> =
+    ScopedJoinHandle<'scope, (BatchRow, String, std::result::Result<Vec<u8>, HttpError>)>;
+
+/// The number of documents in a stored batch body, checked and counted without decoding it;
+/// `None` if it is not a push request.
+fn batch_doc_count(body: &str) -> Option<usize> {
+    /// Only the shape of a stored body.
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[allow(dead_code)]
+        batch_id: uuid::Uuid,
+        docs: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Peek>(body)
+        .ok()
+        .map(|p| p.docs.len())
+}
 
 /// `heads` parsed, if every one of them is a change `doc` holds.
 fn known_heads(doc: &Automerge, heads: &[String]) -> Option<Vec<ChangeHash>> {
@@ -275,31 +301,78 @@ impl Inner {
         report: &mut SyncReport,
         retry: &mut HashSet<String>,
     ) -> Result<()> {
-        let docs = match docs {
-            Some(n) => n,
-            None => {
-                /// Only the shape of a stored body, to check and count it without decoding.
-                #[derive(serde::Deserialize)]
-                struct Peek {
-                    #[allow(dead_code)]
-                    batch_id: uuid::Uuid,
-                    docs: Vec<serde::de::IgnoredAny>,
-                }
-                let Ok(peek) = serde_json::from_str::<Peek>(&batch.body) else {
-                    return store::batch_delete(&self.store.conn, &batch.batch_id);
-                };
-                peek.docs.len()
-            }
+        let Some(docs) = docs.or_else(|| batch_doc_count(&batch.body)) else {
+            return store::batch_delete(&self.store.conn, &batch.batch_id);
         };
         report.pushed += docs as u64;
-        let resp: PushResponse = match self.call_json("/v1/sync/push", batch.body.as_bytes()) {
-            Ok(r) => r,
+        let outcome = self.call_json(PUSH_PATH, batch.body.as_bytes());
+        let resp = self.push_answer(batch, outcome)?;
+        self.apply_push_answer(batch, resp, report, retry)
+    }
+
+    /// The answer to a push of `batch`; a batch the server refuses as a whole (malformed, too
+    /// large) is dropped so it cannot block the outbox forever (its documents stay dirty).
+    fn push_answer(
+        &mut self,
+        batch: &BatchRow,
+        outcome: Result<PushResponse>,
+    ) -> Result<PushResponse> {
+        match outcome {
+            Ok(r) => Ok(r),
             Err(e @ (ClientError::Invalid { .. } | ClientError::Server { status: 413, .. })) => {
                 store::batch_delete(&self.store.conn, &batch.batch_id)?;
-                return Err(e);
+                Err(e)
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts sending a stored batch of `docs` documents on a thread of `scope`, with an access
+    /// token good for at least a minute (refreshed first if need be). The thread only talks
+    /// HTTP; the answer is decoded and applied on this thread by [`Inner::land`].
+    fn launch<'scope>(
+        &mut self,
+        scope: &'scope Scope<'scope, '_>,
+        batch: BatchRow,
+        docs: usize,
+        report: &mut SyncReport,
+    ) -> Result<InFlight<'scope>> {
+        let s = self.fresh_session()?;
+        report.pushed += docs as u64;
+        let http = self.http.clone();
+        Ok(scope.spawn(move || {
+            let raw = http.post_bytes(
+                &s.server_url,
+                PUSH_PATH,
+                Some(&s.access_token),
+                batch.body.as_bytes(),
+            );
+            (batch, s.server_url, raw)
+        }))
+    }
+
+    /// Waits for a launched batch and returns it with its answer. `token_expired` is handled
+    /// here as [`Inner::call_json`] does (refresh, then one more try, on this thread), as are
+    /// revocation (purge) and a batch refused as a whole (dropped).
+    fn land(&mut self, handle: InFlight<'_>) -> Result<(BatchRow, PushResponse)> {
+        let (batch, url, raw) = match handle.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
         };
+        let first = raw.and_then(|bytes| parse_answer(&url, PUSH_PATH, &bytes));
+        let outcome = self.settle_call(PUSH_PATH, batch.body.as_bytes(), first);
+        let resp = self.push_answer(&batch, outcome)?;
+        Ok((batch, resp))
+    }
+
+    /// Applies the server's answer to a batch, and deletes the batch, in one transaction.
+    fn apply_push_answer(
+        &mut self,
+        batch: &BatchRow,
+        resp: PushResponse,
+        report: &mut SyncReport,
+        retry: &mut HashSet<String>,
+    ) -> Result<()> {
         let sent: HashMap<String, Vec<String>> =
             serde_json::from_str(&batch.sent_heads).unwrap_or_default();
         let device = self.device_id;
@@ -377,15 +450,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Stores a batch in the outbox and sends it.
-    fn send_new_batch(
+    /// Stores a new batch in the outbox (before it is ever sent).
+    fn store_new_batch(
         &mut self,
         docs: Vec<PushDoc>,
         sent: &HashMap<String, Vec<String>>,
-        report: &mut SyncReport,
-        retry: &mut HashSet<String>,
-    ) -> Result<()> {
-        let n = docs.len();
+    ) -> Result<BatchRow> {
         let req = PushRequest {
             v: PROTOCOL_VERSION,
             batch_id: uuid::Uuid::now_v7(),
@@ -399,7 +469,68 @@ impl Inner {
         };
         drop(req);
         store::batch_insert(&self.store.conn, &batch)?;
-        self.send_batch(&batch, Some(n), report, retry)
+        Ok(batch)
+    }
+
+    /// Stores a new batch in the outbox and sends it, pipelined: the batch in flight (if any)
+    /// is waited for first, then this one is sent on a thread while the answer to the previous
+    /// one is applied here (and, back in [`Inner::push`], the next batch is built and stored).
+    /// At most one batch is in flight. A batch that is the only one of its round (`last` and
+    /// nothing in flight) is sent on this thread. Batches hold disjoint documents, so applying
+    /// one answer while another batch is out changes nothing that batch was built from.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_batch<'scope>(
+        &mut self,
+        scope: &'scope Scope<'scope, '_>,
+        inflight: &mut Option<InFlight<'scope>>,
+        docs: Vec<PushDoc>,
+        sent: &HashMap<String, Vec<String>>,
+        last: bool,
+        report: &mut SyncReport,
+        retry: &mut HashSet<String>,
+    ) -> Result<()> {
+        let n = docs.len();
+        let batch = self.store_new_batch(docs, sent)?;
+        match inflight.take() {
+            None if last => self.send_batch(&batch, Some(n), report, retry),
+            None => {
+                *inflight = Some(self.launch(scope, batch, n, report)?);
+                Ok(())
+            }
+            Some(prev) => {
+                // An error here (network, auth, revocation) stops the pipeline before `batch`
+                // is sent: it stays in the outbox for the next sync (or is purged with the rest).
+                let (prev, resp) = self.land(prev)?;
+                match self.launch(scope, batch, n, report) {
+                    Ok(next) => {
+                        *inflight = Some(next);
+                        self.apply_push_answer(&prev, resp, report, retry)
+                    }
+                    Err(e @ ClientError::Revoked { .. }) => Err(e),
+                    Err(e) => {
+                        // Keep what the server answered; `batch` waits for the next sync.
+                        self.apply_push_answer(&prev, resp, report, retry)?;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the batch in flight, if any, and applies its answer.
+    fn drain(
+        &mut self,
+        inflight: &mut Option<InFlight<'_>>,
+        report: &mut SyncReport,
+        retry: &mut HashSet<String>,
+    ) -> Result<()> {
+        match inflight.take() {
+            Some(h) => {
+                let (batch, resp) = self.land(h)?;
+                self.apply_push_answer(&batch, resp, report, retry)
+            }
+            None => Ok(()),
+        }
     }
 
     fn push(&mut self, report: &mut SyncReport) -> Result<()> {
@@ -408,6 +539,19 @@ impl Inner {
         for batch in store::batches_pending(&self.store.conn)? {
             self.send_batch(&batch, None, report, &mut retry)?;
         }
+        // Returning from the scope waits for a batch still in flight (after an error: its
+        // answer is not applied and the batch is sent again, same id, next sync).
+        std::thread::scope(|scope| self.push_dirty(scope, report, retry))
+    }
+
+    /// Pushes the dirty documents, in batches sent while the next one is built.
+    fn push_dirty<'scope>(
+        &mut self,
+        scope: &'scope Scope<'scope, '_>,
+        report: &mut SyncReport,
+        mut retry: HashSet<String>,
+    ) -> Result<()> {
+        let mut inflight: Option<InFlight<'scope>> = None;
         let mut done: HashSet<String> = HashSet::new();
         let mut retried: HashSet<String> = HashSet::new();
         loop {
@@ -427,7 +571,8 @@ impl Inner {
             let mut docs = Vec::new();
             let mut sent: HashMap<String, Vec<String>> = HashMap::new();
             let mut bytes = 0usize;
-            for id in todo {
+            let mut todo = todo.into_iter().peekable();
+            while let Some(id) = todo.next() {
                 if !done.insert(id.clone()) {
                     continue;
                 }
@@ -488,14 +633,18 @@ impl Inner {
                     changes: changes.into_iter().map(B64).collect(),
                 });
                 if docs.len() >= MAX_BATCH_DOCS || bytes >= MAX_BATCH_BYTES {
-                    self.send_new_batch(std::mem::take(&mut docs), &sent, report, &mut retry)?;
+                    let last = todo.peek().is_none();
+                    let batch = std::mem::take(&mut docs);
+                    self.queue_batch(scope, &mut inflight, batch, &sent, last, report, &mut retry)?;
                     sent.clear();
                     bytes = 0;
                 }
             }
             if !docs.is_empty() {
-                self.send_new_batch(docs, &sent, report, &mut retry)?;
+                self.queue_batch(scope, &mut inflight, docs, &sent, true, report, &mut retry)?;
             }
+            // The answers decide which documents get another try.
+            self.drain(&mut inflight, report, &mut retry)?;
         }
         Ok(())
     }

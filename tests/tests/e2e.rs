@@ -627,3 +627,33 @@ fn project_members_gain_and_lose_the_project() {
         "a removed member's phone drops the project"
     );
 }
+
+#[test]
+fn a_push_of_several_batches_arrives_whole() {
+    let Acme { h } = acme();
+    let a = h.phone("acme", "rep1@acme.test");
+    // More than two of the phone's 1,000-document batches, so the pipelined path runs.
+    let n = 2_100;
+    for i in 0..n {
+        a.create_customer(NewCustomer {
+            name: format!("Customer {i}"),
+            ..Default::default()
+        })
+        .expect("create");
+    }
+    let report = a.sync().expect("sync");
+    assert_eq!(report.accepted, n, "{report:?}");
+    assert_eq!(a.status().expect("status").pending_docs, 0);
+    let t =
+        h.rt.block_on(h.store.tenant_by_slug("acme"))
+            .expect("q")
+            .expect("tenant")
+            .id;
+    assert_eq!(
+        h.rt.block_on(h.store.count_documents(t)).expect("count"),
+        n as i64
+    );
+    let b = h.phone("acme", "rep1@acme.test");
+    b.sync().expect("sync");
+    assert_eq!(b.list_customers().expect("list").len(), n as usize);
+}

@@ -25,9 +25,11 @@ impl Backend {
     async fn finish(self) {
         if let Some((admin, name)) = self.pg {
             drop(self.store);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
         }
     }
 }
@@ -70,7 +72,11 @@ async fn postgres() -> Option<Backend> {
     let store = store::open(&format!("{base}/{name}"))
         .await
         .expect("open postgres");
-    Some(Backend { store, _dir: None, pg: Some((admin, name)) })
+    Some(Backend {
+        store,
+        _dir: None,
+        pg: Some((admin, name)),
+    })
 }
 
 macro_rules! conformance {

@@ -511,16 +511,22 @@ macro_rules! impl_store {
             Ok(())
         }
 
+        /// A query over what `caller` may read: binds `$1` (tenant), `$2` (user) and `$3`
+        /// (admin) as the [`readable`] condition expects; further binds start at `$4`.
+        fn for_reader(sql: String, caller: &Caller) -> sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments> {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(caller.tenant.as_string())
+                .bind(caller.user.as_string())
+                .bind(caller.role == Role::Admin)
+        }
+
         /// Kind, stored bytes and heads of a document, if `caller` may read it.
         async fn readable_row(pool: &sqlx::Pool<$db>, caller: &Caller, doc: DocId) -> Result<Option<(String, Vec<u8>, Vec<String>)>> {
             let sql = format!(
                 "SELECT d.kind, d.snapshot, d.heads FROM documents d WHERE d.tenant_id = $1 AND d.doc_id = $4 AND {}",
                 readable("d.doc_id")
             );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(caller.tenant.as_string())
-                .bind(caller.user.as_string())
-                .bind(caller.role == Role::Admin)
+            let row = for_reader(sql, caller)
                 .bind(doc.as_string())
                 .fetch_optional(pool)
                 .await?;
@@ -934,8 +940,6 @@ macro_rules! impl_store {
 
             async fn pull(&self, caller: &Caller, device: Option<DeviceId>, cursor: Cursor, max_bytes: u64) -> Result<PullResponse> {
                 let tenant = caller.tenant.as_string();
-                let user = caller.user.as_string();
-                let admin = caller.role == Role::Admin;
                 let head: i64 = sqlx::query("SELECT log_seq FROM tenants WHERE id = $1")
                     .bind(&tenant)
                     .fetch_one(&self.pool)
@@ -956,7 +960,7 @@ macro_rules! impl_store {
                             readable("d.doc_id")
                         );
                         loop {
-                            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(&after).fetch_all(&self.pool).await?;
+                            let rows = for_reader(sql.clone(), caller).bind(&after).fetch_all(&self.pool).await?;
                             let full = rows.len() == 256;
                             for r in &rows {
                                 let doc: Vec<u8> = r.try_get("snapshot")?;
@@ -991,7 +995,7 @@ macro_rules! impl_store {
                              ORDER BY l.seq LIMIT 512",
                             readable("l.doc_id")
                         );
-                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).bind(seq).bind(head).bind(device.map(|d| d.as_string()).unwrap_or_default()).fetch_all(&self.pool).await?;
+                        let rows = for_reader(sql.clone(), caller).bind(seq).bind(head).bind(device.map(|d| d.as_string()).unwrap_or_default()).fetch_all(&self.pool).await?;
                         let full = rows.len() == 512;
                         let mut last = seq;
                         for r in &rows {
@@ -1029,8 +1033,6 @@ macro_rules! impl_store {
 
             async fn repair(&self, caller: &Caller, heads: Vec<(DocId, Vec<String>)>) -> Result<RepairResponse> {
                 let tenant = caller.tenant.as_string();
-                let user = caller.user.as_string();
-                let admin = caller.role == Role::Admin;
                 let head: i64 = sqlx::query("SELECT log_seq FROM tenants WHERE id = $1")
                     .bind(&tenant)
                     .fetch_one(&self.pool)
@@ -1038,7 +1040,7 @@ macro_rules! impl_store {
                     .try_get("log_seq")?;
                 let sql = format!("SELECT d.doc_id, d.kind, d.heads FROM documents d WHERE d.tenant_id = $1 AND {}", readable("d.doc_id"));
                 let mut server: HashMap<String, (String, Vec<String>)> = HashMap::new();
-                for r in sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&tenant).bind(&user).bind(admin).fetch_all(&self.pool).await? {
+                for r in for_reader(sql.clone(), caller).fetch_all(&self.pool).await? {
                     let h: String = r.try_get("heads")?;
                     server.insert(r.try_get("doc_id")?, (r.try_get("kind")?, serde_json::from_str(&h).map_err(sql::corrupt)?));
                 }
@@ -1105,10 +1107,7 @@ macro_rules! impl_store {
 
             async fn list_customers(&self, caller: &Caller) -> Result<Vec<CustomerRow>> {
                 let sql = format!("SELECT c.* FROM customers c WHERE c.tenant_id = $1 AND {} ORDER BY c.name, c.id", readable("c.id"));
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(caller.tenant.as_string())
-                    .bind(caller.user.as_string())
-                    .bind(caller.role == Role::Admin)
+                let rows = for_reader(sql, caller)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter().map(|r| customer_from_row(r, Vec::new())).collect()
@@ -1116,10 +1115,7 @@ macro_rules! impl_store {
 
             async fn customer(&self, caller: &Caller, id: DocId) -> Result<Option<CustomerRow>> {
                 let sql = format!("SELECT c.* FROM customers c WHERE c.tenant_id = $1 AND c.id = $4 AND {}", readable("c.id"));
-                let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(caller.tenant.as_string())
-                    .bind(caller.user.as_string())
-                    .bind(caller.role == Role::Admin)
+                let Some(r) = for_reader(sql, caller)
                     .bind(id.as_string())
                     .fetch_optional(&self.pool)
                     .await?
@@ -1147,10 +1143,7 @@ macro_rules! impl_store {
 
             async fn list_projects(&self, caller: &Caller) -> Result<Vec<ProjectRow>> {
                 let sql = format!("SELECT p.id FROM projects p WHERE p.tenant_id = $1 AND {} ORDER BY p.name, p.id", readable("p.id"));
-                let ids = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(caller.tenant.as_string())
-                    .bind(caller.user.as_string())
-                    .bind(caller.role == Role::Admin)
+                let ids = for_reader(sql, caller)
                     .fetch_all(&self.pool)
                     .await?;
                 let mut out = Vec::with_capacity(ids.len());
@@ -1167,10 +1160,7 @@ macro_rules! impl_store {
                 let sql = format!("SELECT p.* FROM projects p WHERE p.tenant_id = $1 AND p.id = $4 AND {}", readable("p.id"));
                 let t = caller.tenant.as_string();
                 let pid = id.as_string();
-                let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(&t)
-                    .bind(caller.user.as_string())
-                    .bind(caller.role == Role::Admin)
+                let Some(r) = for_reader(sql, caller)
                     .bind(&pid)
                     .fetch_optional(&self.pool)
                     .await?

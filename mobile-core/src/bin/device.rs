@@ -327,13 +327,29 @@ fn show_status(s: &Status) {
     );
     match s.last_sync_at_ms {
         Some(t) => println!(
-            "last sync at {t} (ms), cursor {}",
+            "last sync {}, cursor {}",
+            ago(t),
             s.cursor.as_deref().unwrap_or("-")
         ),
         None => println!("never synced"),
     }
     for x in &s.last_rejections {
         println!("  rejected {}: {} ({})", x.doc_id, x.message, x.code);
+    }
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 days ago" for a time in ms since the epoch.
+fn ago(t_ms: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(t_ms);
+    let s = (now - t_ms).max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
     }
 }
 

@@ -149,10 +149,14 @@ fn decide_each(
                             });
                         }
                     } else {
+                        // A new document's changes are exactly what is stored as the document:
+                        // its entry points there (data NULL) instead of holding a second copy,
+                        // and pull serves it as a snapshot.
+                        let data = (!acc.created).then(|| super::frame_changes(&acc.new_changes));
                         log.push(LogEntry {
                             entry: "changes",
                             user: None,
-                            data: Some(super::frame_changes(&acc.new_changes)),
+                            data,
                         });
                     }
                     Decision {
@@ -990,7 +994,9 @@ macro_rules! impl_store {
                             return Err(StoreError::NotFound("cursor from the future".into()));
                         }
                         let sql = format!(
-                            "SELECT l.seq, l.doc_id, l.kind, l.entry, l.data FROM change_log l WHERE l.tenant_id = $1 AND l.seq > $4 AND l.seq <= $5 \
+                            "SELECT l.seq, l.doc_id, l.kind, l.entry, l.data, d.snapshot, d.heads FROM change_log l \
+                             LEFT JOIN documents d ON d.tenant_id = l.tenant_id AND d.doc_id = l.doc_id AND l.data IS NULL AND l.entry = 'changes' \
+                             WHERE l.tenant_id = $1 AND l.seq > $4 AND l.seq <= $5 \
                              AND ((l.entry = 'changes' AND (l.device_id IS NULL OR l.device_id <> $6) AND {}) OR (l.entry <> 'changes' AND l.user_id = $2)) \
                              ORDER BY l.seq LIMIT 512",
                             readable("l.doc_id")
@@ -1006,12 +1012,21 @@ macro_rules! impl_store {
                             let doc_id: DocId = parse_id(&r.try_get::<String, _>("doc_id")?)?;
                             let kind: RecordKind = r.try_get::<String, _>("kind")?.parse().map_err(sql::corrupt)?;
                             match r.try_get::<String, _>("entry")?.as_str() {
-                                "changes" => {
-                                    let data: Vec<u8> = r.try_get("data")?;
-                                    bytes += data.len() as u64;
-                                    let changes = unframe_changes(&data)?.into_iter().map(B64).collect();
-                                    items.push(PullItem::Changes { doc_id, kind, changes });
-                                }
+                                "changes" => match r.try_get::<Option<Vec<u8>>, _>("data")? {
+                                    Some(data) => {
+                                        bytes += data.len() as u64;
+                                        let changes = unframe_changes(&data)?.into_iter().map(B64).collect();
+                                        items.push(PullItem::Changes { doc_id, kind, changes });
+                                    }
+                                    // The entry of a new document: the stored document (which
+                                    // holds those changes, and any made since) goes whole.
+                                    None => {
+                                        let doc: Vec<u8> = r.try_get::<Option<Vec<u8>>, _>("snapshot")?.ok_or_else(|| sql::corrupt("log entry without its document"))?;
+                                        let heads: String = r.try_get::<Option<String>, _>("heads")?.unwrap_or_else(|| "[]".into());
+                                        bytes += doc.len() as u64;
+                                        items.push(PullItem::Snapshot { doc_id, kind, doc: B64(doc), heads: serde_json::from_str(&heads).map_err(sql::corrupt)? });
+                                    }
+                                },
                                 "grant" => {
                                     if let Some((_, doc, heads)) = readable_row(&self.pool, caller, doc_id).await? {
                                         bytes += doc.len() as u64;

@@ -112,6 +112,7 @@ conformance!(
     project_needs_existing_customer,
     tenants_are_isolated,
     a_device_is_not_sent_its_own_changes,
+    concurrent_pushes_to_one_document_lose_nothing,
 );
 
 struct Org {
@@ -700,5 +701,65 @@ async fn a_device_is_not_sent_its_own_changes(s: S) {
         other.items.len(),
         1,
         "another phone of the same user gets them"
+    );
+}
+
+async fn concurrent_pushes_to_one_document_lose_nothing(s: S) {
+    let o = org(&s, "acme").await;
+    let c = Customer::new("Shared", o.rep1.user);
+    let res = push_new(&s, &o.rep1, &[Record::Customer(c.clone())]).await;
+    let base = res[0].1.clone();
+    let heads = base.get_heads();
+    // Eight phones edit different tags offline and push at the same time.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        let caller = o.rep1.clone();
+        let mut doc = base.fork().with_actor(ActorId::random());
+        let mut edited = c.clone();
+        edited.tags = vec![format!("tag{i}")];
+        let mut tx = doc.transaction();
+        Record::Customer(edited.clone())
+            .write(&mut tx)
+            .expect("write");
+        tx.commit();
+        let it = item(&Record::Customer(edited), &doc, &heads);
+        tasks.push(tokio::spawn(async move {
+            s.push(&caller, DeviceId::new(), uuid::Uuid::now_v7(), vec![it])
+                .await
+                .expect("push")
+        }));
+    }
+    for t in tasks {
+        let out = t.await.expect("task");
+        assert!(
+            matches!(out.response.results[0], PushResult::Accepted { .. }),
+            "{:?}",
+            out.response.results[0]
+        );
+    }
+    let (_, bytes) = s
+        .readable_doc(&o.rep1, c.id)
+        .await
+        .expect("q")
+        .expect("doc");
+    let merged = Automerge::load(&bytes).expect("load");
+    let (Record::Customer(m), _) = Record::read(&merged).expect("read") else {
+        panic!("kind")
+    };
+    let mut tags = m.tags.clone();
+    tags.sort();
+    // Each phone replaced the (empty) tag set with its own tag; the merge keeps every addition.
+    assert_eq!(
+        tags,
+        (0..8).map(|i| format!("tag{i}")).collect::<Vec<_>>(),
+        "every acknowledged edit is in the stored document"
+    );
+    // And every one of them reaches another phone through the log.
+    let (items, _, _) = pull_all(&s, &o.manager, Cursor::Log { seq: 0 }, 1 << 20).await;
+    assert_eq!(
+        items.len(),
+        9,
+        "one entry for the creation and one per edit: {items:?}"
     );
 }

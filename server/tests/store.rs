@@ -113,6 +113,7 @@ conformance!(
     tenants_are_isolated,
     a_device_is_not_sent_its_own_changes,
     concurrent_pushes_to_one_document_lose_nothing,
+    a_reader_pulling_during_pushes_misses_nothing,
 );
 
 struct Org {
@@ -761,5 +762,51 @@ async fn concurrent_pushes_to_one_document_lose_nothing(s: S) {
         items.len(),
         9,
         "one entry for the creation and one per edit: {items:?}"
+    );
+}
+
+async fn a_reader_pulling_during_pushes_misses_nothing(s: S) {
+    let o = org(&s, "acme").await;
+    let (_, start, _) = pull_all(&s, &o.manager, Cursor::Start, 1 << 20).await;
+    // Four writers push 25 small batches between them while the manager keeps pulling.
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let s = s.clone();
+        let caller = o.rep1.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for b in 0..6 {
+                let recs: Vec<Record> = (0..5)
+                    .map(|i| {
+                        Record::Customer(Customer::new(format!("W{w} B{b} C{i}"), caller.user))
+                    })
+                    .collect();
+                ids.extend(recs.iter().map(|r| r.id().as_string()));
+                push_new(&s, &caller, &recs).await;
+            }
+            ids
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = start;
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        let (items, next, _) = pull_all(&s, &o.manager, cursor, 2048).await;
+        seen.extend(doc_ids(&items));
+        cursor = next;
+        if done {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut expected = std::collections::BTreeSet::new();
+    for w in writers {
+        expected.extend(w.await.expect("writer"));
+    }
+    let (items, _, _) = pull_all(&s, &o.manager, cursor, 2048).await;
+    seen.extend(doc_ids(&items));
+    assert_eq!(
+        seen, expected,
+        "a cursor never skips an entry committed around it"
     );
 }

@@ -337,6 +337,59 @@ mod tests {
     }
 
     #[test]
+    fn every_wire_message_shape_is_stable() {
+        let id: DocId = "01890a5d-ac96-774b-bcce-b302099a8057"
+            .parse()
+            .expect("BUG: literal id");
+        let batch: uuid::Uuid = "01890a5d-ac96-774b-bcce-b302099a8058"
+            .parse()
+            .expect("BUG: literal id");
+        let heads = vec!["5d1c".to_string()];
+        let messages = serde_json::json!({
+            "push_request": PushRequest { v: 1, batch_id: batch, docs: vec![PushDoc { doc_id: id, kind: "customer".into(), changes: vec![B64(vec![0x85, 0x6f])] }] },
+            "push_response": PushResponse { v: 1, batch_id: batch, results: vec![PushResult::Accepted { doc_id: id, heads: heads.clone() }] },
+            "pull_request": PullRequest { v: 1, cursor: Some("s41".into()), max_bytes: Some(65536) },
+            "pull_response": PullResponse {
+                v: 1,
+                items: vec![
+                    PullItem::Changes { doc_id: id, kind: RecordKind::Customer, changes: vec![B64(vec![1])] },
+                    PullItem::Snapshot { doc_id: id, kind: RecordKind::Project, doc: B64(vec![2]), heads: heads.clone() },
+                    PullItem::Revoke { doc_id: id, reason: "access_removed".into() },
+                ],
+                cursor: "s42".into(),
+                more: false,
+            },
+            "repair_request": RepairRequest { v: 1, docs: vec![DocHeads { doc_id: id, heads: heads.clone() }] },
+            "repair_response": RepairResponse {
+                v: 1,
+                items: vec![
+                    RepairItem::Snapshot { doc_id: id, kind: RecordKind::Customer, doc: B64(vec![3]) },
+                    RepairItem::Revoke { doc_id: id, reason: "access_removed".into() },
+                    RepairItem::Differs { doc_id: id, kind: RecordKind::Customer, heads: heads.clone() },
+                ],
+                cursor: "s42".into(),
+            },
+            "repair_sync": RepairSyncRequest { v: 1, docs: vec![SyncMessage { doc_id: id, message: Some(B64(vec![0x42])) }] },
+            "repair_sync_response": RepairSyncResponse { v: 1, docs: vec![SyncMessage { doc_id: id, message: None }] },
+            "live": [LiveFrame::Hello { v: 1 }, LiveFrame::Changed { seq: 42 }, LiveFrame::Revoked { reason: "device_revoked".into() }],
+            "error": ErrorBody { error: "token_expired".into(), message: "Your session token has expired; refresh it.".into() },
+            "login": LoginRequest { tenant: "demo".into(), email: "rep1@demo.test".into(), password: "…".into(), device_id: None, device_name: Some("Pixel 8".into()) },
+            "refresh": RefreshRequest { refresh_token: "3q2-7wX".into() },
+            "tokens": TokenResponse {
+                access_token: "eyJ…".into(),
+                expires_in: 900,
+                refresh_token: "3q2-7wX".into(),
+                tenant_id: "01890a5d-ac96-774b-bcce-b302099a8059".parse().expect("BUG: literal id"),
+                user_id: "01890a5d-ac96-774b-bcce-b302099a805a".parse().expect("BUG: literal id"),
+                device_id: "01890a5d-ac96-774b-bcce-b302099a805b".parse().expect("BUG: literal id"),
+                role: crate::Role::FieldRep,
+                server_time_ms: 1_795_000_000_000,
+            },
+        });
+        insta::assert_json_snapshot!(messages);
+    }
+
+    #[test]
     fn push_result_wire_shape_is_stable() {
         let id: DocId = "01890a5d-ac96-774b-bcce-b302099a8057"
             .parse()

@@ -35,6 +35,57 @@ pub struct Metrics {
     pub bytes_out: std::sync::atomic::AtomicU64,
 }
 
+/// Failed logins per account (tenant slug + email): after [`LoginGuard::MAX_FAILURES`] within
+/// [`LoginGuard::WINDOW`], further attempts are refused until the window has passed, so a
+/// password cannot be guessed at speed. Kept in memory and bounded: when it is full, the oldest
+/// windows are forgotten first.
+#[derive(Default, Debug)]
+pub struct LoginGuard {
+    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>,
+}
+
+impl LoginGuard {
+    pub const MAX_FAILURES: u32 = 5;
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn key(tenant: &str, email: &str) -> String {
+        format!("{}\u{0}{}", tenant.trim(), email.trim().to_lowercase())
+    }
+
+    /// Seconds to wait, if this account is locked out now.
+    pub fn locked_for(&self, tenant: &str, email: &str) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = map.get(&Self::key(tenant, email))?;
+        let left = Self::WINDOW.checked_sub(since.elapsed())?;
+        (*count >= Self::MAX_FAILURES).then(|| left.as_secs().max(1))
+    }
+
+    pub fn failed(&self, tenant: &str, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX_ENTRIES {
+            map.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            if map.len() >= Self::MAX_ENTRIES {
+                map.clear();
+            }
+        }
+        let entry = map
+            .entry(Self::key(tenant, email))
+            .or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, tenant: &str, email: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Self::key(tenant, email));
+    }
+}
+
 /// State shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -42,6 +93,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub live: broadcast::Sender<LiveEvent>,
     pub metrics: Arc<Metrics>,
+    pub login_guard: Arc<LoginGuard>,
 }
 
 impl AppState {
@@ -53,6 +105,7 @@ impl AppState {
             tokens: Tokens::new(&secret, auth::ACCESS_TTL_SECS),
             live,
             metrics: Arc::default(),
+            login_guard: Arc::default(),
         })
     }
 

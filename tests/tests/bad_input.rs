@@ -344,3 +344,36 @@ fn refresh_tokens_rotate_and_a_reused_one_revokes_the_device() {
         "invalid_credentials",
     );
 }
+
+#[test]
+fn repeated_wrong_passwords_lock_the_account_for_a_while() {
+    let (h, _, _) = setup();
+    let wrong = json!({"tenant": "acme", "email": "rep@acme.test", "password": "guess"});
+    for _ in 0..5 {
+        assert_error(
+            h.post("/v1/auth/login", None, &wrong),
+            401,
+            "invalid_credentials",
+        );
+    }
+    assert_error(
+        h.post("/v1/auth/login", None, &wrong),
+        429,
+        "too_many_attempts",
+    );
+    // Even the right password waits out the window; other accounts are not affected.
+    let right =
+        json!({"tenant": "acme", "email": "REP@acme.test", "password": fieldsync_tests::PASSWORD});
+    assert_error(
+        h.post("/v1/auth/login", None, &right),
+        429,
+        "too_many_attempts",
+    );
+    let t =
+        h.rt.block_on(h.store.tenant_by_slug("acme"))
+            .expect("q")
+            .expect("tenant")
+            .id;
+    h.user(t, "other@acme.test", Role::FieldRep, None);
+    h.token("acme", "other@acme.test"); // logs in (asserts 200)
+}

@@ -61,6 +61,16 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
+    if let Some(wait) = state.login_guard.locked_for(&req.tenant, &req.email) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "Too many wrong passwords for this account; try again in {} minutes.",
+                wait.div_ceil(60)
+            ),
+        ));
+    }
     let tenant = state.store.tenant_by_slug(req.tenant.trim()).await?;
     let user = match &tenant {
         Some(t) => {
@@ -83,8 +93,10 @@ pub async fn login(
     .await
     .unwrap_or(false);
     let (Some(tenant), Some(user), true) = (tenant, user, ok) else {
+        state.login_guard.failed(&req.tenant, &req.email);
         return Err(bad_credentials());
     };
+    state.login_guard.succeeded(&req.tenant, &req.email);
     if user.disabled {
         return Err(ApiError::forbidden(
             "account_disabled",

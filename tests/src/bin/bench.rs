@@ -1,11 +1,11 @@
 //! fieldsync sync benchmark: the same three phases as the automerge-repo peer benchmark
 //! (`shared/peers/automerge-repo/bench.mjs`), server and phones in one process on loopback.
 //!
-//! 1. upload   - a phone creates N customers offline (not timed), then `sync()` is timed until
-//!               the server holds all N (checked with the store's `count_documents`).
-//! 2. download - a fresh phone (same user, login not timed) times its `sync()` until it holds N.
-//! 3. resync   - the first phone restarts (reopens its data directory, not timed) and times a
-//!               `sync()` that confirms it is up to date.
+//! 1. upload: a phone creates N customers offline (not timed), then `sync()` is timed until
+//!    the server holds all N (checked with the store's `count_documents`).
+//! 2. download: a fresh phone (same user, login not timed) times its `sync()` until it holds N.
+//! 3. resync: the first phone restarts (reopens its data directory, not timed) and times a
+//!    `sync()` that confirms it is up to date.
 //!
 //! Requests and bytes on the wire (request + response bodies) come from the server's
 //! `GET /metrics`, read before and after each phase (the metrics requests themselves are
@@ -78,7 +78,7 @@ struct RunResult {
 }
 
 impl RunResult {
-    fn to_line(&self) -> String {
+    fn line(&self) -> String {
         let p = |p: &Phase| {
             format!(
                 "{:.3} {} {} {} {:.1} {:.1}",
@@ -444,7 +444,7 @@ fn main() -> Result<()> {
     if args.child || (args.n.len() == 1 && args.runs == 1) {
         let r = run(args.n[0], db)?;
         if args.child {
-            println!("{}", r.to_line());
+            println!("{}", r.line());
         } else {
             println!("\n{TABLE_HEAD}\n{}", table_row(&[r]));
         }

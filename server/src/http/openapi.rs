@@ -29,8 +29,9 @@ pub async fn openapi() -> Json<Value> {
                   "description": "Offline-first CRDT sync for field work. Errors are {\"error\": code, \"message\": sentence}. Sync messages: see sync/PROTOCOL.md." },
         "paths": {
             "/healthz": { "get": op("Liveness and backend", false, None, "Server is up") },
+            "/metrics": { "get": op("Request and byte counters since start (no tenant data)", false, None, "{requests, bytes_in, bytes_out}") },
             "/openapi.json": { "get": op("This document", false, None, "OpenAPI document") },
-            "/v1/auth/login": { "post": op("Password login for a device; returns tokens", false, Some("LoginRequest"), "TokenResponse") },
+            "/v1/auth/login": { "post": op("Password login for a device; returns tokens (429 too_many_attempts after 5 wrong passwords in 15 minutes)", false, Some("LoginRequest"), "TokenResponse") },
             "/v1/auth/refresh": { "post": op("Exchange a refresh token (single use) for a new pair", false, Some("RefreshRequest"), "TokenResponse") },
             "/v1/me": { "get": op("The caller", true, None, "User, tenant, device and role") },
             "/v1/sync/push": { "post": op("Push Automerge changes for many documents; idempotent per batch_id", true, Some("PushRequest"), "PushResponse: one result per document") },

@@ -657,3 +657,37 @@ fn a_push_of_several_batches_arrives_whole() {
     b.sync().expect("sync");
     assert_eq!(b.list_customers().expect("list").len(), n as usize);
 }
+
+#[test]
+fn the_api_describes_itself_and_reports_health() {
+    let h = Harness::start();
+    let (status, health) = h.get("/healthz", None);
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], json!("ok"));
+    assert_eq!(health["backend"], json!("sqlite"));
+    let (status, spec) = h.get("/openapi.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(spec["openapi"], json!("3.1.0"));
+    for path in [
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/me",
+        "/v1/sync/push",
+        "/v1/sync/pull",
+        "/v1/sync/repair",
+        "/v1/sync/repair/sync",
+        "/v1/sync/live",
+        "/v1/customers",
+        "/v1/customers/{id}",
+        "/v1/projects",
+        "/v1/projects/{id}",
+        "/v1/records/{id}",
+        "/v1/admin/users",
+        "/v1/admin/users/{id}/disable",
+        "/v1/admin/devices",
+        "/v1/admin/devices/{id}/revoke",
+        "/metrics",
+    ] {
+        assert!(spec["paths"].get(path).is_some(), "{path} is not described");
+    }
+}

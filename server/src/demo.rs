@@ -122,7 +122,7 @@ pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
     push_as(
         store,
         &who("rep2@demo.test", Role::FieldRep),
-        vec![Record::Customer(spree)],
+        vec![Record::Customer(spree.clone())],
     )
     .await?;
 
@@ -163,6 +163,60 @@ pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
         store,
         &who("site@demo.test", Role::SiteManager),
         vec![Record::Project(tower)],
+    )
+    .await?;
+
+    // A second project abroad: another time zone, and a polygon geofence.
+    let mut yard = Project::new("Spree Bau depot refit", site);
+    yard.customer = Some(spree.id);
+    yard.code = Some("SPREE-2027-01".into());
+    yard.status = ProjectStatus::Planned;
+    yard.sites = vec![Site {
+        id: "depot".into(),
+        name: "Spree Bau depot".into(),
+        address: Some("Holzmarktstraße 25, Berlin".into()),
+        timezone: "Europe/Berlin".into(),
+        geofence: Some(Geofence::Polygon {
+            points: vec![
+                GeoPoint {
+                    lat: 52.5108,
+                    lon: 13.4253,
+                },
+                GeoPoint {
+                    lat: 52.5117,
+                    lon: 13.4281,
+                },
+                GeoPoint {
+                    lat: 52.5101,
+                    lon: 13.4296,
+                },
+                GeoPoint {
+                    lat: 52.5093,
+                    lon: 13.4268,
+                },
+            ],
+        }),
+    }];
+    yard.members = vec![
+        Member {
+            user: site,
+            role: ProjectRole::SiteManager,
+        },
+        Member {
+            user: rep2,
+            role: ProjectRole::Crew,
+        },
+    ];
+    yard.milestones = vec![Milestone {
+        id: "start".into(),
+        name: "Site handed over to us".into(),
+        due: Some("2027-01-15".into()),
+        status: MilestoneStatus::Pending,
+    }];
+    push_as(
+        store,
+        &who("site@demo.test", Role::SiteManager),
+        vec![Record::Project(yard)],
     )
     .await?;
     Ok(true)

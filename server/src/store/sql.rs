@@ -332,39 +332,45 @@ macro_rules! impl_store {
         }
 
         /// Loads `column` of the given documents, keyed by doc id.
-        async fn load_docs(tx: &mut Tx, tenant: &str, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
-            let mut out = HashMap::with_capacity(ids.len());
+        /// `columns` of the tenant's documents whose ids are in `ids` (and that pass `filter`,
+        /// an SQL condition ending in `AND`, or empty), queried in chunks.
+        async fn documents_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            tenant: &str,
+            ids: &[String],
+            columns: &str,
+            filter: &str,
+        ) -> Result<Vec<DbRow>> {
+            let mut rows = Vec::new();
             for chunk in ids.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<$db>::new("SELECT doc_id, snapshot FROM documents WHERE tenant_id = ");
+                let mut qb = QueryBuilder::<$db>::new(format!("SELECT {columns} FROM documents WHERE {filter} tenant_id = "));
                 qb.push_bind(tenant).push(" AND doc_id IN (");
                 let mut sep = qb.separated(", ");
                 for id in chunk {
                     sep.push_bind(id.as_str());
                 }
                 qb.push(")");
-                for r in qb.build().fetch_all(&mut **tx).await? {
-                    out.insert(r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?);
-                }
+                rows.extend(qb.build().fetch_all(&mut *conn).await?);
             }
-            Ok(out)
+            Ok(rows)
+        }
+
+        /// The stored bytes of the given documents, keyed by doc id.
+        async fn load_docs(tx: &mut Tx, tenant: &str, ids: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+            documents_in(&mut **tx, tenant, ids, "doc_id, snapshot", "")
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?)))
+                .collect()
         }
 
         /// Which of `ids` exist as customers (stored, or accepted in this same push).
         async fn existing_customers(tx: &mut Tx, tenant: &str, ids: &[String]) -> Result<HashSet<String>> {
-            let mut out = HashSet::new();
-            for chunk in ids.chunks(CHUNK) {
-                let mut qb = QueryBuilder::<$db>::new("SELECT doc_id FROM documents WHERE kind = 'customer' AND tenant_id = ");
-                qb.push_bind(tenant).push(" AND doc_id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.as_str());
-                }
-                qb.push(")");
-                for r in qb.build().fetch_all(&mut **tx).await? {
-                    out.insert(r.try_get::<String, _>("doc_id")?);
-                }
-            }
-            Ok(out)
+            documents_in(&mut **tx, tenant, ids, "doc_id", "kind = 'customer' AND")
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get::<String, _>("doc_id")?))
+                .collect()
         }
 
         async fn delete_for_docs(tx: &mut Tx, table: &str, id_col: &str, tenant: &str, ids: &[&str]) -> Result<()> {
@@ -1062,19 +1068,12 @@ macro_rules! impl_store {
                 let phone_ids: Vec<String> = heads.iter().map(|(d, _)| d.as_string()).collect();
                 let unknown: Vec<String> = phone_ids.iter().filter(|d| !server.contains_key(*d)).cloned().collect();
                 // Documents the phone holds that exist here but that it may not read.
-                let mut hidden = HashSet::new();
-                for chunk in unknown.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_id FROM documents WHERE tenant_id = ");
-                    qb.push_bind(&tenant).push(" AND doc_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.as_str());
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&self.pool).await? {
-                        hidden.insert(r.try_get::<String, _>("doc_id")?);
-                    }
-                }
+                let mut conn = self.pool.acquire().await?;
+                let hidden: HashSet<String> = documents_in(&mut conn, &tenant, &unknown, "doc_id", "")
+                    .await?
+                    .iter()
+                    .map(|r| Ok(r.try_get::<String, _>("doc_id")?))
+                    .collect::<Result<_>>()?;
                 let mut items = Vec::new();
                 for (doc_id, phone_heads) in &heads {
                     let id = doc_id.as_string();
@@ -1097,17 +1096,8 @@ macro_rules! impl_store {
                 let phone: HashSet<&String> = phone_ids.iter().collect();
                 let missing: Vec<String> = server.keys().filter(|k| !phone.contains(k)).cloned().collect();
                 let mut missing_docs = HashMap::new();
-                for chunk in missing.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("SELECT doc_id, snapshot FROM documents WHERE tenant_id = ");
-                    qb.push_bind(&tenant).push(" AND doc_id IN (");
-                    let mut sep = qb.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(id.as_str());
-                    }
-                    qb.push(")");
-                    for r in qb.build().fetch_all(&self.pool).await? {
-                        missing_docs.insert(r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?);
-                    }
+                for r in documents_in(&mut conn, &tenant, &missing, "doc_id, snapshot", "").await? {
+                    missing_docs.insert(r.try_get::<String, _>("doc_id")?, r.try_get::<Vec<u8>, _>("snapshot")?);
                 }
                 for (id, doc) in missing_docs {
                     let kind = server.get(&id).map(|(k, _)| k.as_str()).unwrap_or("customer").parse().map_err(sql::corrupt)?;

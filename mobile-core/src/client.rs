@@ -31,7 +31,7 @@ pub(crate) enum HttpError {
 }
 
 impl HttpError {
-    fn into_client_error(self) -> ClientError {
+    pub(crate) fn into_client_error(self) -> ClientError {
         match self {
             HttpError::Network(m) => ClientError::network(m),
             HttpError::Api { status, body } => {

@@ -159,21 +159,7 @@ impl crate::FieldsyncClient {
                 {
                     return Err(inner.purge_for(body.error, body.message));
                 }
-                Connect::Refused(HttpError::Api { status, body }) => {
-                    return Err(if status == 401 || status == 403 {
-                        ClientError::Auth {
-                            code: body.error,
-                            message: body.message,
-                        }
-                    } else {
-                        ClientError::Server {
-                            code: body.error,
-                            message: body.message,
-                            status,
-                        }
-                    });
-                }
-                Connect::Refused(HttpError::Network(m)) => return Err(ClientError::network(m)),
+                Connect::Refused(e) => return Err(e.into_client_error()),
             }
         }
     }

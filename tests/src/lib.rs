@@ -16,6 +16,8 @@ pub struct Harness {
     pub url: String,
     server: Option<Server>,
     http: ureq::Agent,
+    /// The PostgreSQL server URL and this harness's database, dropped at the end.
+    pg: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,19 +37,60 @@ impl std::ops::Deref for Phone {
 impl Harness {
     /// Starts a server on 127.0.0.1:0 with a fresh SQLite database.
     pub fn start() -> Harness {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir
             .path()
             .join("fieldsync.db")
             .to_string_lossy()
             .into_owned();
+        Self::start_on(&path, dir, None)
+    }
+
+    /// Starts a server on 127.0.0.1:0 over a fresh PostgreSQL database on the server named by
+    /// `FIELDSYNC_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); the
+    /// database is dropped when the harness is. `None`, with a message, when no PostgreSQL
+    /// answers, unless `FIELDSYNC_REQUIRE_PG=1`.
+    pub fn start_postgres() -> Option<Harness> {
+        let url = std::env::var("FIELDSYNC_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let required = std::env::var("FIELDSYNC_REQUIRE_PG").is_ok_and(|v| v == "1");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let admin = match rt.block_on(sqlx::PgPool::connect(&url)) {
+            Ok(p) => p,
+            Err(e) if !required => {
+                eprintln!("SKIPPED: end-to-end on PostgreSQL: no PostgreSQL at {url} ({e}).");
+                return None;
+            }
+            Err(e) => panic!("FIELDSYNC_REQUIRE_PG=1 but PostgreSQL at {url} is unreachable: {e}"),
+        };
+        let name = format!("fieldsync_e2e_{}", uuid::Uuid::now_v7().simple());
+        rt.block_on(
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin),
+        )
+        .expect("create database");
+        rt.block_on(admin.close());
+        let base = url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(url.clone());
+        Some(Self::start_on(
+            &format!("{base}/{name}"),
+            tempfile::tempdir().expect("tempdir"),
+            Some((url, name)),
+        ))
+    }
+
+    fn start_on(store_url: &str, dir: tempfile::TempDir, pg: Option<(String, String)>) -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let (store, server) = rt.block_on(async {
-            let store = store::open(&path).await.expect("open store");
+            let store = store::open(store_url).await.expect("open store");
             let state = AppState::new(store.clone()).await.expect("state");
             let server = Server::start(state, "127.0.0.1:0".parse().expect("addr"))
                 .await
@@ -65,6 +108,7 @@ impl Harness {
             url: server.url(),
             server: Some(server),
             http,
+            pg,
             _dir: dir,
         }
     }
@@ -174,6 +218,17 @@ impl Drop for Harness {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
             self.rt.block_on(s.stop());
+        }
+        if let Some((url, name)) = self.pg.take() {
+            self.rt.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            });
         }
     }
 }

@@ -27,8 +27,7 @@ struct Acme {
 }
 
 /// A tenant `acme` with a manager, two reps in the manager's team and one outside it, and an admin.
-fn acme() -> Acme {
-    let h = Harness::start();
+fn acme(h: Harness) -> Acme {
     let t = h.tenant("acme");
     h.user(t, "admin@acme.test", Role::Admin, None);
     h.user(t, "boss@acme.test", Role::Manager, None);
@@ -37,8 +36,8 @@ fn acme() -> Acme {
     Acme { h }
 }
 
-fn converge_in_order(first_a: bool) {
-    let Acme { h } = acme();
+fn converge_in_order(h: Harness, first_a: bool) {
+    let Acme { h } = acme(h);
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
     let id = a
@@ -97,19 +96,16 @@ fn converge_in_order(first_a: bool) {
     assert_eq!(row["name"], json!("Acme Ltd"));
 }
 
-#[test]
-fn two_phones_edit_offline_and_converge_a_first() {
-    converge_in_order(true);
+fn two_phones_edit_offline_and_converge_a_first(h: Harness) {
+    converge_in_order(h, true);
 }
 
-#[test]
-fn two_phones_edit_offline_and_converge_b_first() {
-    converge_in_order(false);
+fn two_phones_edit_offline_and_converge_b_first(h: Harness) {
+    converge_in_order(h, false);
 }
 
-#[test]
-fn same_field_edited_twice_is_shown_as_a_conflict() {
-    let Acme { h } = acme();
+fn same_field_edited_twice_is_shown_as_a_conflict(h: Harness) {
+    let Acme { h } = acme(h);
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
     let id = a
@@ -139,9 +135,8 @@ fn same_field_edited_twice_is_shown_as_a_conflict() {
     assert!(b.get_customer(id).expect("b").conflicts.is_empty());
 }
 
-#[test]
-fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
-    let Acme { h } = acme();
+fn a_rep_cannot_reach_another_reps_or_another_tenants_records(h: Harness) {
+    let Acme { h } = acme(h);
     let other = h.tenant("globex");
     h.user(other, "admin@globex.test", Role::Admin, None);
 
@@ -244,9 +239,8 @@ fn a_rep_cannot_reach_another_reps_or_another_tenants_records() {
     assert_eq!(before, after);
 }
 
-#[test]
-fn a_rejected_change_is_reported_and_the_phone_recovers() {
-    let Acme { h } = acme();
+fn a_rejected_change_is_reported_and_the_phone_recovers(h: Harness) {
+    let Acme { h } = acme(h);
     let rep1 = h.phone("acme", "rep1@acme.test");
     let rep2_id =
         h.rt.block_on(
@@ -294,9 +288,8 @@ fn a_rejected_change_is_reported_and_the_phone_recovers() {
     );
 }
 
-#[test]
-fn an_edit_reaches_an_online_phone_through_the_live_socket() {
-    let Acme { h } = acme();
+fn an_edit_reaches_an_online_phone_through_the_live_socket(h: Harness) {
+    let Acme { h } = acme(h);
     let a = h.phone("acme", "rep1@acme.test");
     let b = h.phone("acme", "rep1@acme.test");
     let live = b.connect_live().expect("connect");
@@ -339,9 +332,8 @@ fn an_edit_reaches_an_online_phone_through_the_live_socket() {
     outsider_live.close();
 }
 
-#[test]
-fn disabling_a_user_stops_sync_at_once_and_the_phone_purges() {
-    let Acme { h } = acme();
+fn disabling_a_user_stops_sync_at_once_and_the_phone_purges(h: Harness) {
+    let Acme { h } = acme(h);
     let rep1 = h.phone("acme", "rep1@acme.test");
     rep1.create_customer(new_customer("Company data"))
         .expect("create");
@@ -381,9 +373,8 @@ fn disabling_a_user_stops_sync_at_once_and_the_phone_purges() {
     assert_eq!(boss.list_customers().expect("list").len(), 1);
 }
 
-#[test]
-fn reassignment_moves_the_customer_between_phones() {
-    let Acme { h } = acme();
+fn reassignment_moves_the_customer_between_phones(h: Harness) {
+    let Acme { h } = acme(h);
     let rep1 = h.phone("acme", "rep1@acme.test");
     let admin = h.phone("acme", "admin@acme.test");
     let rep2 = h.phone("acme", "rep2@acme.test");
@@ -417,9 +408,8 @@ fn reassignment_moves_the_customer_between_phones() {
     );
 }
 
-#[test]
-fn a_diverged_phone_repairs_by_heads() {
-    let Acme { h } = acme();
+fn a_diverged_phone_repairs_by_heads(h: Harness) {
+    let Acme { h } = acme(h);
     let a = h.phone("acme", "rep1@acme.test");
     let ids: Vec<String> = (0..5)
         .map(|i| {
@@ -518,9 +508,8 @@ mod fieldsync_tests_support {
     }
 }
 
-#[test]
-fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device() {
-    let Acme { h } = acme();
+fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device(h: Harness) {
+    let Acme { h } = acme(h);
     let phone = h.phone("acme", "rep1@acme.test");
     phone
         .create_customer(new_customer("Kept by the company"))
@@ -560,9 +549,8 @@ fn a_revoked_device_purges_and_can_sign_in_again_as_a_new_device() {
     );
 }
 
-#[test]
-fn project_members_gain_and_lose_the_project() {
-    let Acme { h } = acme();
+fn project_members_gain_and_lose_the_project(h: Harness) {
+    let Acme { h } = acme(h);
     let t =
         h.rt.block_on(h.store.tenant_by_slug("acme"))
             .expect("q")
@@ -628,9 +616,8 @@ fn project_members_gain_and_lose_the_project() {
     );
 }
 
-#[test]
-fn a_push_of_several_batches_arrives_whole() {
-    let Acme { h } = acme();
+fn a_push_of_several_batches_arrives_whole(h: Harness) {
+    let Acme { h } = acme(h);
     let a = h.phone("acme", "rep1@acme.test");
     // More than two of the phone's 1,000-document batches, so the pipelined path runs.
     let n = 2_100;
@@ -658,13 +645,11 @@ fn a_push_of_several_batches_arrives_whole() {
     assert_eq!(b.list_customers().expect("list").len(), n as usize);
 }
 
-#[test]
-fn the_api_describes_itself_and_reports_health() {
-    let h = Harness::start();
+fn the_api_describes_itself_and_reports_health(h: Harness) {
     let (status, health) = h.get("/healthz", None);
     assert_eq!(status, 200);
     assert_eq!(health["status"], json!("ok"));
-    assert_eq!(health["backend"], json!("sqlite"));
+    assert_eq!(health["backend"], json!(h.store.backend()));
     let (status, spec) = h.get("/openapi.json", None);
     assert_eq!(status, 200);
     assert_eq!(spec["openapi"], json!("3.1.0"));
@@ -691,3 +676,41 @@ fn the_api_describes_itself_and_reports_health() {
         assert!(spec["paths"].get(path).is_some(), "{path} is not described");
     }
 }
+
+/// Every scenario runs against the server on its embedded SQLite store and on PostgreSQL (a
+/// fresh database each time; skipped with a message when no PostgreSQL answers, unless
+/// `FIELDSYNC_REQUIRE_PG=1`).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(fieldsync_tests::Harness::start());
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(h) = fieldsync_tests::Harness::start_postgres() {
+                    super::$name(h);
+                }
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    same_field_edited_twice_is_shown_as_a_conflict,
+    a_rep_cannot_reach_another_reps_or_another_tenants_records,
+    a_rejected_change_is_reported_and_the_phone_recovers,
+    an_edit_reaches_an_online_phone_through_the_live_socket,
+    disabling_a_user_stops_sync_at_once_and_the_phone_purges,
+    reassignment_moves_the_customer_between_phones,
+    a_diverged_phone_repairs_by_heads,
+    a_revoked_device_purges_and_can_sign_in_again_as_a_new_device,
+    project_members_gain_and_lose_the_project,
+    a_push_of_several_batches_arrives_whole,
+    two_phones_edit_offline_and_converge_a_first,
+    two_phones_edit_offline_and_converge_b_first,
+    the_api_describes_itself_and_reports_health,
+);

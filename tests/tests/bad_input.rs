@@ -377,3 +377,86 @@ fn repeated_wrong_passwords_lock_the_account_for_a_while() {
     h.user(t, "other@acme.test", Role::FieldRep, None);
     h.token("acme", "other@acme.test"); // logs in (asserts 200)
 }
+
+#[test]
+fn repair_batch_size_media_type_and_admin_refusals_have_codes() {
+    let (h, tok, rep) = setup();
+    let t = Some(tok.as_str());
+    let c = Customer::new("Acme", rep);
+    let (_, answer) = h.post(
+        "/v1/sync/push",
+        t,
+        &push_body(&c.id.as_string(), "customer", customer_changes(&c)),
+    );
+    assert_eq!(
+        answer["results"][0]["status"],
+        json!("accepted"),
+        "{answer}"
+    );
+    let id = c.id.as_string();
+    assert_error(
+        h.post(
+            "/v1/sync/repair",
+            t,
+            &json!({"v": 1, "docs": [{"doc_id": id, "heads": ["not-a-hash"]}]}),
+        ),
+        400,
+        "invalid_heads",
+    );
+    assert_error(
+        h.post(
+            "/v1/sync/repair/sync",
+            t,
+            &json!({"v": 1, "docs": [{"doc_id": id, "message": B64.encode(b"garbage")}]}),
+        ),
+        400,
+        "invalid_sync_message",
+    );
+    let many: Vec<Value> = (0..fieldsync_sync::protocol::MAX_PUSH_DOCS + 1)
+        .map(|_| json!({"doc_id": uuid::Uuid::now_v7(), "kind": "customer", "changes": []}))
+        .collect();
+    assert_error(
+        h.post(
+            "/v1/sync/push",
+            t,
+            &json!({"v": 1, "batch_id": uuid::Uuid::now_v7(), "docs": many}),
+        ),
+        413,
+        "too_many_documents",
+    );
+    // A JSON body without the JSON content type.
+    let (status, body) = {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = agent
+            .post(format!("{}/v1/sync/pull", h.url))
+            .header("Authorization", format!("Bearer {tok}"))
+            .header("Content-Type", "text/plain")
+            .send(&br#"{"v":1}"#[..])
+            .expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().expect("body");
+        (status, serde_json::from_str::<Value>(&text).expect("json"))
+    };
+    assert_error((status, body), 415, "unsupported_media_type");
+    // An admin cannot lock themselves out.
+    let tenant =
+        h.rt.block_on(h.store.tenant_by_slug("acme"))
+            .expect("q")
+            .expect("tenant")
+            .id;
+    let admin = h.user(tenant, "admin@acme.test", Role::Admin, None);
+    let admin_tok = h.token("acme", "admin@acme.test");
+    assert_error(
+        h.post(
+            &format!("/v1/admin/users/{admin}/disable"),
+            Some(&admin_tok),
+            &json!({}),
+        ),
+        400,
+        "cannot_disable_self",
+    );
+    assert!(h.healthy());
+}

@@ -1,14 +1,15 @@
 //! Offline edits of typed records. Every edit loads the record's document, changes the typed
-//! record, runs the shared content rules (so the person hears about a bad latitude at once,
-//! not after a sync), writes only what differs in one Automerge transaction, and stores the
-//! document marked dirty, all under one SQLite transaction. Also the document helpers the sync
-//! code shares.
+//! record, runs the shared rules (so the person hears about a bad latitude or a changed punch at
+//! once, not after a sync; see [`Inner::check`] for which), writes only what differs in one
+//! Automerge transaction, and stores the document marked dirty, all under one SQLite
+//! transaction. Also the document helpers the sync code shares.
 
 use crate::client::Inner;
 use crate::error::{ClientError, Result};
 use crate::model::*;
 use crate::store;
 use automerge::{ActorId, Automerge, ReadDoc};
+use fieldsync_sync::access::{Caller, Directory, Role};
 use fieldsync_sync::protocol::heads_to_strings;
 use fieldsync_sync::record::RecordKind;
 use fieldsync_sync::{
@@ -55,6 +56,16 @@ pub(crate) fn listing(doc: &Automerge) -> (String, String) {
                 .collect::<Vec<_>>()
                 .join(" · "),
         ),
+        Ok((Record::Visit(v), _)) => (
+            format!("Visit {}", v.planned_date.clone().unwrap_or_default()),
+            v.state().to_owned(),
+        ),
+        Ok((Record::Punch(p), _)) => (format!("Punch {}", p.direction), p.site.clone()),
+        Ok((Record::Makeup(m), _)) => (format!("Make-up {}", m.direction), m.reason.clone()),
+        Ok((Record::Photo(p), _)) => (
+            format!("Photo {}", &p.sha256[..p.sha256.len().min(12)]),
+            p.caption.clone(),
+        ),
         Err(e) => (String::new(), format!("unreadable: {e}")),
     }
 }
@@ -86,7 +97,7 @@ pub(crate) fn save_doc(
     )
 }
 
-fn opt(value: Option<String>) -> Option<String> {
+pub(crate) fn opt(value: Option<String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
@@ -99,7 +110,7 @@ fn parse_f64(value: &str, field: &str) -> Result<f64> {
     })
 }
 
-fn parse_doc_id(id: &str, what: &str) -> Result<DocId> {
+pub(crate) fn parse_doc_id(id: &str, what: &str) -> Result<DocId> {
     id.trim().parse().map_err(|_| {
         ClientError::invalid("invalid_id", format!("'{id}' is not a {what} id (UUID)."))
     })
@@ -112,8 +123,13 @@ fn parse_user_id(id: &str) -> Result<UserId> {
 }
 
 fn parse_tags(value: &str) -> Vec<String> {
-    let mut tags: Vec<String> = value
-        .split(',')
+    clean_tags(value.split(','))
+}
+
+/// Tags trimmed, without empty ones, sorted and without repeats.
+pub(crate) fn clean_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut tags: Vec<String> = tags
+        .into_iter()
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty())
         .collect();
@@ -122,7 +138,7 @@ fn parse_tags(value: &str) -> Vec<String> {
     tags
 }
 
-fn new_item_id() -> String {
+pub(crate) fn new_item_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -204,25 +220,80 @@ fn set_project_field(p: &mut Project, field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn check(record: &Record) -> Result<()> {
-    match record {
-        Record::Customer(c) => rules::check_customer(c)?,
-        Record::Project(p) => rules::check_project(p)?,
+/// The phone's stand-in for the server's directory of people, for the rules of field events.
+/// The phone cannot know who is active or who reports to whom, so it assumes what the records
+/// the server let it hold imply: everyone named in them is active, and a manager manages
+/// everyone but themselves (a manager's phone holds only their own and their team's records).
+/// The server runs the same rules with the real directory and has the last word.
+struct PhoneDirectory {
+    me: UserId,
+    manager: bool,
+}
+
+impl Directory for PhoneDirectory {
+    fn active_role(&self, _user: UserId) -> Option<Role> {
+        Some(Role::FieldRep)
     }
-    Ok(())
+
+    fn manager_of(&self, user: UserId) -> Option<UserId> {
+        (self.manager && user != self.me).then_some(self.me)
+    }
 }
 
 impl Inner {
-    fn user_id(&self) -> Result<UserId> {
+    pub(crate) fn user_id(&self) -> Result<UserId> {
         let s = self.session()?;
         s.user_id
             .parse()
             .map_err(|_| ClientError::storage("The stored user id is not a UUID."))
     }
 
+    /// The logged-in user as the rules see them.
+    pub(crate) fn caller(&self) -> Result<Caller> {
+        let s = self.session()?;
+        let bad = |what: &str| ClientError::storage(format!("The stored {what} is not valid."));
+        Ok(Caller {
+            tenant: s.tenant_id.parse().map_err(|_| bad("tenant id"))?,
+            user: s.user_id.parse().map_err(|_| bad("user id"))?,
+            role: s.role.parse().map_err(|_| bad("role"))?,
+        })
+    }
+
+    /// The rules a local change must pass before it is stored. Customers and projects get the
+    /// content rules only: who may change them depends on the team, which the phone does not
+    /// know, so the server decides and a refused change comes back as a rejection. Field events
+    /// (visits, punches, make-up requests) are the person's own, so the whole shared rule runs
+    /// here, with [`PhoneDirectory`]: a change the server would refuse (altering a punch, a
+    /// check-out of someone else's visit, deciding a request twice) never leaves the phone.
+    pub(crate) fn check(&self, before: Option<&Record>, after: &Record) -> Result<()> {
+        match after {
+            Record::Customer(c) => rules::check_customer(c)?,
+            Record::Project(p) => rules::check_project(p)?,
+            Record::Visit(_) | Record::Punch(_) | Record::Makeup(_) | Record::Photo(_) => {
+                let caller = self.caller()?;
+                let dir = PhoneDirectory {
+                    me: caller.user,
+                    manager: caller.role == Role::Manager,
+                };
+                rules::check_change(after.id(), before, after, &caller, &dir)?
+            }
+        }
+        Ok(())
+    }
+
     /// Validates and stores a brand-new record.
-    fn create(&mut self, record: Record) -> Result<()> {
-        check(&record)?;
+    pub(crate) fn create(&mut self, record: Record) -> Result<()> {
+        self.create_with(record, |_| Ok(()))
+    }
+
+    /// [`Inner::create`], with `also` run in the same SQLite transaction (what must be stored
+    /// together with the record, like the upload of a photo's bytes).
+    pub(crate) fn create_with(
+        &mut self,
+        record: Record,
+        also: impl FnOnce(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<()> {
+        self.check(None, &record)?;
         let doc = record.to_new_doc(actor_for(self.device_id))?;
         let doc_id = record.id().to_string();
         // Its changes, kept for the push: normally the one change that made it.
@@ -237,12 +308,13 @@ impl Inner {
         for c in &changes {
             store::pending_add(&tx, &doc_id, c)?;
         }
+        also(&tx)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Loads a record of `kind`.
-    fn load(
+    pub(crate) fn load(
         &self,
         id: &str,
         kind: RecordKind,
@@ -257,7 +329,7 @@ impl Inner {
     }
 
     /// Applies `change` to a stored record of `kind`, validates, writes the minimal diff.
-    fn edit(
+    pub(crate) fn edit(
         &mut self,
         id: &str,
         kind: RecordKind,
@@ -269,8 +341,9 @@ impl Inner {
             .ok_or_else(|| ClientError::not_found(kind.as_str(), id))?;
         let mut doc = load_doc(&row.bytes, self.device_id)?;
         let (mut record, _) = Record::read(&doc)?;
+        let before = record.clone();
         change(&mut record)?;
-        check(&record)?;
+        self.check(Some(&before), &record)?;
         let before = doc.get_heads();
         let mut tx = doc.transaction();
         record.write(&mut tx)?;
@@ -318,7 +391,10 @@ impl Inner {
         }
     }
 
-    fn list(&self, kind: RecordKind) -> Result<Vec<(Record, Vec<fieldsync_sync::Conflict>, bool)>> {
+    pub(crate) fn list(
+        &self,
+        kind: RecordKind,
+    ) -> Result<Vec<(Record, Vec<fieldsync_sync::Conflict>, bool)>> {
         let mut out = Vec::new();
         for row in store::docs_all(&self.store.conn, Some(kind.as_str()))? {
             // A document this build cannot read (newer schema, damaged) is left out of lists
@@ -340,6 +416,10 @@ fn record_name(r: &Record) -> &str {
     match r {
         Record::Customer(c) => &c.name,
         Record::Project(p) => &p.name,
+        Record::Visit(v) => &v.purpose,
+        Record::Punch(p) => &p.site,
+        Record::Makeup(m) => &m.reason,
+        Record::Photo(p) => &p.caption,
     }
 }
 
@@ -348,7 +428,7 @@ fn with_customer(
 ) -> impl FnOnce(&mut Record) -> Result<()> {
     move |r| match r {
         Record::Customer(c) => change(c),
-        Record::Project(_) => Err(ClientError::invalid(
+        _ => Err(ClientError::invalid(
             "kind_mismatch",
             "The record is not a customer.",
         )),
@@ -360,7 +440,7 @@ fn with_project(
 ) -> impl FnOnce(&mut Record) -> Result<()> {
     move |r| match r {
         Record::Project(p) => change(p),
-        Record::Customer(_) => Err(ClientError::invalid(
+        _ => Err(ClientError::invalid(
             "kind_mismatch",
             "The record is not a project.",
         )),
@@ -489,7 +569,7 @@ impl crate::FieldsyncClient {
                     conflicts,
                     pending,
                 }),
-                Record::Project(_) => None,
+                _ => None,
             })
             .collect())
     }
@@ -642,7 +722,7 @@ impl crate::FieldsyncClient {
                     conflicts,
                     pending,
                 }),
-                Record::Customer(_) => None,
+                _ => None,
             })
             .collect())
     }

@@ -15,18 +15,68 @@
 //! # Ok::<(), fieldsync_mobile_core::ClientError>(())
 //! ```
 //!
-//! Modules: [`store`] (SQLite schema and queries), `client` (HTTP and tokens), `edit` (record
-//! edits), `sync` (push, pull, repair), [`live`] (the WebSocket), [`error`], [`model`].
+//! Field work: visits with check-in and check-out, attendance punches and make-up requests.
+//! Each event carries location evidence dated so the server can place it even if it was made
+//! offline on a phone whose clock was moved, and comes back with the location verdict the phone
+//! computed offline:
+//!
+//! ```no_run
+//! # use fieldsync_mobile_core::{FieldsyncClient, LocationFix};
+//! # let client = FieldsyncClient::open("/data/fieldsync".into())?;
+//! # let (customer_id, project_id) = (String::new(), String::new());
+//! let visit = client.plan_visit(customer_id, Some("2026-11-24".into()), "Demo".into())?;
+//! let ev = client.check_in(visit.visit.id.to_string(), LocationFix::gps(30.6587, 104.0649, 8.0))?;
+//! println!("{}: {:?}", ev.verdict.level, ev.verdict.reasons);
+//! client.punch(project_id, "hq".into(), "in".into(), LocationFix::gps(30.5703, 104.0639, 8.0), None)?;
+//! # Ok::<(), fieldsync_mobile_core::ClientError>(())
+//! ```
+//!
+//! Photos: the bytes are copied into the device's storage and queued; the record syncs at once,
+//! the bytes follow after it at every sync (or [`FieldsyncClient::upload_photos`]), resumably:
+//!
+//! ```no_run
+//! # use fieldsync_mobile_core::{AttachTo, FieldsyncClient, LocationFix, PhotoSource};
+//! # let client = FieldsyncClient::open("/data/fieldsync".into())?;
+//! # let visit_id = String::new();
+//! let to = AttachTo { kind: "visit".into(), id: visit_id, ..Default::default() };
+//! let fix = LocationFix::gps(30.6587, 104.0649, 8.0);
+//! let p = client.attach_photo(PhotoSource::file("/sdcard/DCIM/IMG_0001.jpg"), to, Some(fix),
+//!     "Storefront".into(), vec!["storefront".into()])?;
+//! let report = client.sync()?; // the record, then the bytes
+//! println!("{} queued, {} bytes to send", p.photo.sha256, client.upload_status()?.bytes_pending);
+//! # Ok::<(), fieldsync_mobile_core::ClientError>(())
+//! ```
+//!
+//! Modules: [`store`] (SQLite schema and queries), `client` (HTTP and tokens), `clock` (the
+//! phone's clocks and how events are dated), `edit` (record edits), `field` (what every field
+//! event shares: evidence, policy, recent events), `visits`, `attendance` (punches, make-up
+//! requests, the worker's month), `photos` (taking, listing and reviewing photos, their files),
+//! `upload` (the upload queue and the resumable blob protocol), `sync` (push, pull, repair),
+//! [`live`] (the WebSocket), [`error`], [`model`].
 
+mod attendance;
 mod client;
+mod clock;
 mod edit;
 pub mod error;
+mod field;
 pub mod live;
 pub mod model;
+mod photos;
 pub mod store;
 mod sync;
+mod upload;
+mod visits;
 
 pub use error::ClientError;
+pub use fieldsync_sync::attendance::{DayRecord, DayStatus, Shift, Summary};
+pub use fieldsync_sync::evidence::{Evidence, Provider};
+pub use fieldsync_sync::record::photo::{
+    AttachKind, Attachment, Photo, PhotoComment, PhotoDecision, PhotoReview,
+};
+pub use fieldsync_sync::record::punch::{Direction, Makeup, MakeupDecision, MakeupStatus, Punch};
+pub use fieldsync_sync::record::visit::{CheckOut, Review, ReviewDecision, Visit, VisitOutcome};
+pub use fieldsync_sync::trust::{Policy, Reason, Severity, TrustLevel, Verdict};
 pub use fieldsync_sync::{
     Conflict, Contact, Customer, CustomerKind, GeoPoint, Geofence, Lifecycle, Member, Milestone,
     MilestoneStatus, Project, ProjectRole, ProjectStatus, Site, Tier,
@@ -42,6 +92,9 @@ use std::sync::{Mutex, MutexGuard};
 /// The phone's handle on its local data and the server. Open one per data directory.
 pub struct FieldsyncClient {
     inner: Mutex<Inner>,
+    /// Held by the upload run under way, which takes `inner` only between requests: one run at
+    /// a time, while every other call stays answerable.
+    uploading: Mutex<()>,
 }
 
 impl FieldsyncClient {
@@ -66,12 +119,16 @@ impl FieldsyncClient {
                 id
             }
         };
+        photos::remove_temp_files(&dir);
         Ok(FieldsyncClient {
             inner: Mutex::new(Inner {
                 store,
                 http: Http::new(),
                 device_id,
+                dir,
+                upload_chunk_bytes: upload::CHUNK_BYTES,
             }),
+            uploading: Mutex::new(()),
         })
     }
 
@@ -135,10 +192,13 @@ impl FieldsyncClient {
         store::rejections_clear(&self.lock().store.conn)
     }
 
-    /// Deletes every record, unsent edit, the cursor and the session of this device (what
-    /// happens automatically when the server revokes the device). The device id stays.
+    /// Deletes every record, unsent edit, photo file and upload, the cursor and the session of
+    /// this device (what happens automatically when the server revokes the device). The device
+    /// id stays.
     pub fn purge(&self) -> Result<()> {
-        store::purge(&self.lock().store.conn)
+        let inner = self.lock();
+        store::purge(&inner.store.conn)?;
+        photos::remove_all(&inner.dir)
     }
 }
 
@@ -151,5 +211,11 @@ fn rejected_change(r: store::RejectionRow) -> RejectedChange {
     }
 }
 
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod field_tests;
+#[cfg(test)]
+mod photo_tests;
 #[cfg(test)]
 mod tests;

@@ -80,7 +80,11 @@ fn connect(server_url: &str, token: &str) -> Result<Connect> {
                     error: format!("http_{status}"),
                     message: format!("The server refused the live connection ({status})."),
                 });
-            Ok(Connect::Refused(HttpError::Api { status, body }))
+            Ok(Connect::Refused(HttpError::Api {
+                status,
+                body,
+                raw: Vec::new(),
+            }))
         }
         Err(e) => Err(ClientError::network(format!(
             "The live connection to {url} failed: {e}."

@@ -1,6 +1,8 @@
 //! The phone's SQLite database: the session, one row per document (its Automerge bytes, the
 //! heads the server is known to have and a dirty flag), the outbox of push batches that were
-//! built but not yet answered, the pull cursor, and the rejections to show the person.
+//! built but not yet answered, the pull cursor, the rejections to show the person, what the
+//! phone knows about time (the server's clock against its monotonic clock, a manual clock) and
+//! the attendance setup the server last sent, and the queue of photo bytes waiting to be uploaded.
 //!
 //! The schema carries a version in `PRAGMA user_version`; [`Store::open`] upgrades older files
 //! step by step. Functions taking a `&Connection` also work inside a transaction (which derefs
@@ -11,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 5;
 
 /// Version 1: everything a phone needs to work offline and sync.
 const SCHEMA_V1: &str = "
@@ -119,6 +121,64 @@ CREATE TABLE IF NOT EXISTS pending_changes (
 CREATE INDEX IF NOT EXISTS pending_changes_doc ON pending_changes (doc_id, seq);
 ";
 
+/// Version 4: what the phone knows about time, for dating field events made offline, and the
+/// attendance setup the server last sent (the trust policy previews grade with, the sites the
+/// worker is assigned to).
+const SCHEMA_V4: &str = "
+-- One row. The offset is `server time - monotonic time` learnt at the last pull; it holds only
+-- within the boot it was learnt in (the monotonic clock starts again at every boot). The manual
+-- clock, when set, replaces the system's clocks (simulators, tests, the CLI); NULL otherwise.
+CREATE TABLE IF NOT EXISTS clock (
+    id                   INTEGER PRIMARY KEY CHECK (id = 1),
+    server_offset_ms     INTEGER,
+    offset_boot_id       TEXT,
+    -- wall clock when it was learnt, and the pull's round trip (half of it is the uncertainty)
+    offset_learned_at_ms INTEGER,
+    offset_round_trip_ms INTEGER,
+    manual_wall_ms       INTEGER,
+    manual_monotonic_ms  INTEGER,
+    manual_boot_id       TEXT
+);
+INSERT OR IGNORE INTO clock (id) VALUES (1);
+-- One row: GET /v1/attendance/me as last answered, for the logged-in user.
+CREATE TABLE IF NOT EXISTS attendance_setup (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    -- trust::Policy as JSON
+    policy        TEXT NOT NULL,
+    -- JSON array of assignments (project, site, names, timezone, shift)
+    assignments   TEXT NOT NULL,
+    fetched_at_ms INTEGER NOT NULL
+);
+";
+
+/// Version 5: the upload queue of photo bytes. A photo's record syncs like any other; its bytes
+/// (a file of the device's own under `<data dir>/photos/`, named by their SHA-256) wait here
+/// until the server holds them, across restarts. One row per distinct content: the same photo
+/// attached twice is queued, stored and uploaded once.
+const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS uploads (
+    -- 64 lower-case hex digits: the blob's address on the server and the file's name here
+    sha256        TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    mime          TEXT NOT NULL,
+    -- the device's copy, relative to the data directory (which an app update may move)
+    local_path    TEXT NOT NULL,
+    -- queued: nothing sent yet; uploading: part sent; done: the server holds it whole;
+    -- failed: will not be retried by itself (attaching the photo again queues it anew)
+    state         TEXT NOT NULL DEFAULT 'queued'
+                  CHECK (state IN ('queued', 'uploading', 'done', 'failed')),
+    -- bytes the server was last known to hold (it is asked again before sending more)
+    bytes_sent    INTEGER NOT NULL DEFAULT 0,
+    -- upload runs that worked on it
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error_code TEXT,
+    last_error    TEXT,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_state ON uploads (state, created_at_ms);
+";
+
 /// Brings a database at `from` up to [`VERSION`].
 fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     if from < 1 {
@@ -129,6 +189,12 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     }
     if from < 3 {
         conn.execute_batch(SCHEMA_V3)?;
+    }
+    if from < 4 {
+        conn.execute_batch(SCHEMA_V4)?;
+    }
+    if from < 5 {
+        conn.execute_batch(SCHEMA_V5)?;
     }
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
@@ -323,12 +389,143 @@ pub fn session_clear(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Deletes every document, batch, rejection, the cursor and the session: what a revoked device
-/// must do. The device id stays.
+/// Deletes every document, batch, rejection, upload, the cursor, the session, the attendance
+/// setup and the server clock offset: what a revoked device must do (the photo files go with the
+/// uploads: see `photos::remove_all`). The device id and a manual clock (properties of the
+/// device, not of the account) stay.
 pub fn purge(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM docs; DELETE FROM pending_changes; DELETE FROM outbox_batches; DELETE FROM rejections; DELETE FROM session;
-         DELETE FROM meta WHERE key IN ('cursor', 'last_sync_at_ms', 'data_owner');",
+         DELETE FROM uploads;
+         DELETE FROM meta WHERE key IN ('cursor', 'last_sync_at_ms', 'data_owner');
+         DELETE FROM attendance_setup;
+         UPDATE clock SET server_offset_ms = NULL, offset_boot_id = NULL, offset_learned_at_ms = NULL,
+             offset_round_trip_ms = NULL;",
+    )?;
+    Ok(())
+}
+
+/// A clock set by hand: it stands still until it is moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManualClock {
+    pub wall_ms: i64,
+    pub monotonic_ms: i64,
+    pub boot_id: String,
+}
+
+/// The server's clock against the monotonic clock of one boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerOffset {
+    /// Server time minus monotonic time, ms.
+    pub offset_ms: i64,
+    pub boot_id: String,
+    /// Wall clock when it was learnt.
+    pub learned_at_ms: i64,
+    pub round_trip_ms: i64,
+}
+
+/// The `clock` row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClockRow {
+    pub offset: Option<ServerOffset>,
+    pub manual: Option<ManualClock>,
+}
+
+pub fn clock_get(conn: &Connection) -> Result<ClockRow> {
+    Ok(query_row(
+        conn,
+        "SELECT server_offset_ms, offset_boot_id, offset_learned_at_ms, offset_round_trip_ms,
+                manual_wall_ms, manual_monotonic_ms, manual_boot_id FROM clock WHERE id = 1",
+        [],
+        |r| {
+            let offset = match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?) {
+                (Some(offset_ms), Some(boot_id)) => Some(ServerOffset {
+                    offset_ms,
+                    boot_id,
+                    learned_at_ms: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    round_trip_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                }),
+                _ => None,
+            };
+            let manual = match (
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ) {
+                (Some(wall_ms), Some(monotonic_ms), Some(boot_id)) => Some(ManualClock {
+                    wall_ms,
+                    monotonic_ms,
+                    boot_id,
+                }),
+                _ => None,
+            };
+            Ok(ClockRow { offset, manual })
+        },
+    )
+    .optional()?
+    .unwrap_or_default())
+}
+
+pub fn clock_set_offset(conn: &Connection, o: &ServerOffset) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO clock (id, server_offset_ms, offset_boot_id, offset_learned_at_ms, offset_round_trip_ms)
+         VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET server_offset_ms = excluded.server_offset_ms,
+             offset_boot_id = excluded.offset_boot_id, offset_learned_at_ms = excluded.offset_learned_at_ms,
+             offset_round_trip_ms = excluded.offset_round_trip_ms",
+        params![o.offset_ms, o.boot_id, o.learned_at_ms, o.round_trip_ms],
+    )?;
+    Ok(())
+}
+
+/// Sets the manual clock, or (`None`) goes back to the system's clocks.
+pub fn clock_set_manual(conn: &Connection, m: Option<&ManualClock>) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO clock (id, manual_wall_ms, manual_monotonic_ms, manual_boot_id) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET manual_wall_ms = excluded.manual_wall_ms,
+             manual_monotonic_ms = excluded.manual_monotonic_ms, manual_boot_id = excluded.manual_boot_id",
+        params![
+            m.map(|m| m.wall_ms),
+            m.map(|m| m.monotonic_ms),
+            m.map(|m| m.boot_id.as_str())
+        ],
+    )?;
+    Ok(())
+}
+
+/// The cached attendance setup: the policy and assignments as the server sent them (JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttendanceSetupRow {
+    pub policy: String,
+    pub assignments: String,
+    pub fetched_at_ms: i64,
+}
+
+pub fn attendance_setup_get(conn: &Connection) -> Result<Option<AttendanceSetupRow>> {
+    Ok(query_row(
+        conn,
+        "SELECT policy, assignments, fetched_at_ms FROM attendance_setup WHERE id = 1",
+        [],
+        |r| {
+            Ok(AttendanceSetupRow {
+                policy: r.get(0)?,
+                assignments: r.get(1)?,
+                fetched_at_ms: r.get(2)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+pub fn attendance_setup_put(conn: &Connection, s: &AttendanceSetupRow) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO attendance_setup (id, policy, assignments, fetched_at_ms) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET policy = excluded.policy, assignments = excluded.assignments,
+             fetched_at_ms = excluded.fetched_at_ms",
+        params![s.policy, s.assignments, s.fetched_at_ms],
     )?;
     Ok(())
 }
@@ -644,6 +841,169 @@ pub fn rejections_clear(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The states of an upload, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadState {
+    Queued,
+    Uploading,
+    Done,
+    Failed,
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Queued => "queued",
+            UploadState::Uploading => "uploading",
+            UploadState::Done => "done",
+            UploadState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> UploadState {
+        match s {
+            "uploading" => UploadState::Uploading,
+            "done" => UploadState::Done,
+            "failed" => UploadState::Failed,
+            // The CHECK constraint allows nothing else; anything odd is simply sent again.
+            _ => UploadState::Queued,
+        }
+    }
+}
+
+/// One queued photo's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadRow {
+    pub sha256: String,
+    pub size: u64,
+    pub mime: String,
+    /// Relative to the data directory.
+    pub local_path: String,
+    pub state: UploadState,
+    pub bytes_sent: u64,
+    pub attempts: u64,
+    pub last_error_code: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+const UPLOAD_COLUMNS: &str = "sha256, size, mime, local_path, state, bytes_sent, attempts, last_error_code, last_error, created_at_ms, updated_at_ms";
+
+fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    let state: String = r.get(4)?;
+    Ok(UploadRow {
+        sha256: r.get(0)?,
+        size: r.get::<_, i64>(1)?.max(0) as u64,
+        mime: r.get(2)?,
+        local_path: r.get(3)?,
+        state: UploadState::parse(&state),
+        bytes_sent: r.get::<_, i64>(5)?.max(0) as u64,
+        attempts: r.get::<_, i64>(6)?.max(0) as u64,
+        last_error_code: r.get(7)?,
+        last_error: r.get(8)?,
+        created_at_ms: r.get(9)?,
+        updated_at_ms: r.get(10)?,
+    })
+}
+
+/// Queues the bytes of a photo. Bytes already queued stay as they are (sent, part-sent or
+/// waiting), except a failed upload, which starts again from the top: the caller has just
+/// written a verified copy of the bytes.
+pub fn upload_enqueue(
+    conn: &Connection,
+    sha256: &str,
+    size: u64,
+    mime: &str,
+    local_path: &str,
+) -> Result<()> {
+    let now = now_ms();
+    exec(
+        conn,
+        "INSERT INTO uploads (sha256, size, mime, local_path, state, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5)
+         ON CONFLICT (sha256) DO UPDATE SET local_path = excluded.local_path,
+             state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END,
+             bytes_sent = CASE WHEN state = 'failed' THEN 0 ELSE bytes_sent END,
+             attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END,
+             last_error_code = CASE WHEN state = 'failed' THEN NULL ELSE last_error_code END,
+             last_error = CASE WHEN state = 'failed' THEN NULL ELSE last_error END,
+             updated_at_ms = excluded.updated_at_ms",
+        params![sha256, size as i64, mime, local_path, now],
+    )?;
+    Ok(())
+}
+
+pub fn upload_get(conn: &Connection, sha256: &str) -> Result<Option<UploadRow>> {
+    Ok(query_row(
+        conn,
+        &format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE sha256 = ?1"),
+        [sha256],
+        upload_from_row,
+    )
+    .optional()?)
+}
+
+/// Every queued upload, oldest first; only those still to send (queued or part-sent) if
+/// `todo_only`.
+pub fn uploads_all(conn: &Connection, todo_only: bool) -> Result<Vec<UploadRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {UPLOAD_COLUMNS} FROM uploads
+         WHERE ?1 = 0 OR state IN ('queued', 'uploading') ORDER BY created_at_ms, sha256"
+    ))?;
+    let rows = stmt
+        .query_map([todo_only as i64], upload_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Records where an upload stands. Returns whether the upload is still queued (a purge may
+/// have removed it meanwhile).
+pub fn upload_progress(
+    conn: &Connection,
+    sha256: &str,
+    state: UploadState,
+    bytes_sent: u64,
+) -> Result<bool> {
+    let n = exec(
+        conn,
+        "UPDATE uploads SET state = ?2, bytes_sent = ?3, updated_at_ms = ?4,
+             last_error_code = CASE WHEN ?2 = 'done' THEN NULL ELSE last_error_code END,
+             last_error = CASE WHEN ?2 = 'done' THEN NULL ELSE last_error END
+         WHERE sha256 = ?1",
+        params![sha256, state.as_str(), bytes_sent as i64, now_ms()],
+    )?;
+    Ok(n > 0)
+}
+
+/// Counts one more upload run working on an upload.
+pub fn upload_attempt(conn: &Connection, sha256: &str) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE uploads SET attempts = attempts + 1, updated_at_ms = ?2 WHERE sha256 = ?1",
+        params![sha256, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Records why an upload stopped; `state` is `Failed` for an error retrying cannot cure, the
+/// state it had otherwise (it is retried at the next run).
+pub fn upload_error(
+    conn: &Connection,
+    sha256: &str,
+    state: UploadState,
+    code: &str,
+    message: &str,
+) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE uploads SET state = ?2, last_error_code = ?3, last_error = ?4, updated_at_ms = ?5
+         WHERE sha256 = ?1",
+        params![sha256, state.as_str(), code, message, now_ms()],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,5 +1036,91 @@ mod tests {
         }
         let err = Store::open(&path).expect_err("must refuse");
         assert_eq!(err.code(), "unsupported_database_version");
+    }
+
+    /// The schema as SQLite keeps it, for comparing databases.
+    fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn a_version_4_database_gains_the_upload_queue_keeps_its_data_and_equals_a_fresh_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = dir.path().join("v4.db");
+        {
+            // A database exactly as version 4 left it, with some data.
+            let c = Connection::open(&old).expect("open");
+            for step in [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4] {
+                c.execute_batch(step).expect("old schema");
+            }
+            c.pragma_update(None, "user_version", 4).expect("version");
+            meta_set(&c, "device_id", "kept").expect("meta");
+            doc_put(
+                &c,
+                "d1",
+                "customer",
+                b"bytes",
+                &[],
+                &["h".into()],
+                true,
+                Some(("Acme", "")),
+            )
+            .expect("doc");
+        }
+        let upgraded = Store::open(&old).expect("upgrade");
+        let fresh = Store::open(&dir.path().join("fresh.db")).expect("fresh");
+        assert_eq!(schema_of(&upgraded.conn), schema_of(&fresh.conn));
+        assert_eq!(
+            meta_get(&upgraded.conn, "device_id")
+                .expect("meta")
+                .as_deref(),
+            Some("kept")
+        );
+        let doc = doc_get(&upgraded.conn, "d1").expect("doc").expect("kept");
+        assert_eq!((doc.bytes.as_slice(), doc.dirty), (&b"bytes"[..], true));
+        // The queue works.
+        let sha = "a".repeat(64);
+        upload_enqueue(&upgraded.conn, &sha, 10, "image/jpeg", "photos/x").expect("enqueue");
+        let row = upload_get(&upgraded.conn, &sha).expect("get").expect("row");
+        assert_eq!(
+            (row.state, row.bytes_sent, row.attempts),
+            (UploadState::Queued, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_failed_upload_queued_again_starts_over_and_others_keep_their_progress() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(&dir.path().join("t.db")).expect("open");
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        for sha in [&a, &b] {
+            upload_enqueue(&s.conn, sha, 100, "image/png", "photos/x").expect("enqueue");
+            upload_attempt(&s.conn, sha).expect("attempt");
+            upload_progress(&s.conn, sha, UploadState::Uploading, 40).expect("progress");
+        }
+        upload_error(&s.conn, &a, UploadState::Failed, "hash_mismatch", "bad").expect("fail");
+        for sha in [&a, &b] {
+            upload_enqueue(&s.conn, sha, 100, "image/png", "photos/x").expect("again");
+        }
+        let a = upload_get(&s.conn, &a).expect("get").expect("a");
+        assert_eq!(
+            (a.state, a.bytes_sent, a.attempts),
+            (UploadState::Queued, 0, 0)
+        );
+        assert_eq!(a.last_error, None);
+        let b = upload_get(&s.conn, &b).expect("get").expect("b");
+        assert_eq!(
+            (b.state, b.bytes_sent, b.attempts),
+            (UploadState::Uploading, 40, 1)
+        );
+        assert_eq!(uploads_all(&s.conn, true).expect("todo").len(), 2);
+        purge(&s.conn).expect("purge");
+        assert!(uploads_all(&s.conn, false).expect("all").is_empty());
     }
 }

@@ -287,6 +287,8 @@ impl Inner {
         self.push(&mut report)?;
         self.pull(&mut report)?;
         store::meta_set(&self.store.conn, "last_sync_at_ms", &now_ms().to_string())?;
+        // Best effort: the policy previews grade with and the sites the worker may punch at.
+        self.refresh_attendance_setup()?;
         report.cursor = store::meta_get(&self.store.conn, "cursor")?;
         Ok(report)
     }
@@ -658,6 +660,9 @@ impl Inner {
                 cursor: cursor.clone(),
                 max_bytes: None,
             };
+            // A token refresh first, so the send and receive times below frame the pull alone.
+            self.fresh_session()?;
+            let sent = self.reading()?;
             let resp: PullResponse = match self.call("/v1/sync/pull", &req) {
                 Ok(r) => r,
                 Err(ClientError::Invalid { code, .. })
@@ -670,6 +675,8 @@ impl Inner {
                 }
                 Err(e) => return Err(e),
             };
+            // Read before the page is applied: applying can take a while.
+            let received = self.reading()?;
             let empty = resp.items.is_empty();
             let device = self.device_id;
             let tx = self.store.conn.unchecked_transaction()?;
@@ -680,6 +687,7 @@ impl Inner {
             }
             store::meta_set(&tx, "cursor", &resp.cursor)?;
             tx.commit()?;
+            self.learn_server_offset(&sent, &received, resp.server_time_ms)?;
             let stuck = empty && cursor.as_deref() == Some(resp.cursor.as_str());
             if !resp.more || stuck {
                 return Ok(());
@@ -831,13 +839,37 @@ impl Inner {
 impl crate::FieldsyncClient {
     /// Pushes every local edit, then pulls everything new. On `device_revoked` or
     /// `account_disabled` the tenant's local data is purged and [`ClientError::Revoked`] returned.
+    ///
+    /// Then the queued photo bytes are sent ([`Self::upload_photos`]): the records first, so
+    /// they reach the server at once, the bytes after them. An upload failure does not fail the
+    /// sync: it is recorded on the item (retried at the next sync) and in
+    /// [`SyncReport::uploads`].
     pub fn sync(&self) -> Result<SyncReport> {
-        self.lock().sync()
+        let mut report = self.lock().sync()?;
+        report.uploads = self.uploads_after_sync()?;
+        Ok(report)
     }
 
     /// Compares every local document with the server's and fixes what differs (missing,
-    /// revoked, diverged documents), then syncs. For after a restore, a lost cursor, or doubt.
+    /// revoked, diverged documents), then syncs (photo bytes included). For after a restore, a
+    /// lost cursor, or doubt.
     pub fn repair(&self) -> Result<RepairReport> {
-        self.lock().repair()
+        let mut report = self.lock().repair()?;
+        report.sync.uploads = self.uploads_after_sync()?;
+        Ok(report)
+    }
+
+    /// The upload run that ends a sync: only a revocation fails the sync; anything else is
+    /// reported.
+    fn uploads_after_sync(&self) -> Result<crate::model::UploadReport> {
+        match self.run_uploads(None) {
+            Ok(r) => Ok(r),
+            Err(e @ ClientError::Revoked { .. }) => Err(e),
+            Err(e) => Ok(crate::model::UploadReport {
+                stopped_code: Some(e.code().to_owned()),
+                stopped_message: Some(e.message().to_owned()),
+                ..Default::default()
+            }),
+        }
     }
 }

@@ -5,7 +5,7 @@ use crate::store::{self, SessionRow};
 use crate::*;
 use fieldsync_sync::UserId;
 
-fn fake_login(client: &FieldsyncClient, server_url: &str) -> UserId {
+pub(crate) fn fake_login(client: &FieldsyncClient, server_url: &str) -> UserId {
     let user = UserId::new();
     let inner = client.lock();
     store::session_put(
@@ -27,11 +27,11 @@ fn fake_login(client: &FieldsyncClient, server_url: &str) -> UserId {
     user
 }
 
-fn open(dir: &tempfile::TempDir) -> FieldsyncClient {
+pub(crate) fn open(dir: &tempfile::TempDir) -> FieldsyncClient {
     FieldsyncClient::open(dir.path().join("device").to_string_lossy().into_owned()).expect("open")
 }
 
-fn acme() -> NewCustomer {
+pub(crate) fn acme() -> NewCustomer {
     NewCustomer {
         name: "Acme Ltd".into(),
         phone: Some("+86 138 0000 0001".into()),

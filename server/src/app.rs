@@ -2,6 +2,7 @@
 //! admin operations the CLI and the demo seeding share.
 
 use crate::auth::{self, Tokens};
+use crate::blobs::{BlobRef, BlobStore};
 use crate::store::{Store, StoreError, Tenant, User};
 use fieldsync_sync::{DeviceId, Role, TenantId, UserId};
 use std::net::SocketAddr;
@@ -86,6 +87,13 @@ impl LoginGuard {
     }
 }
 
+/// Called once for each blob as soon as it is verified and stored (not for a blob that was
+/// already there), with the state to reach the store and the blob. It runs on the request
+/// that stored the blob, before the answer: return quickly and spawn anything slow (decoding,
+/// thumbnails). The phone has been told nothing yet, and will be told "complete" whatever
+/// the hook does.
+pub type BlobHook = Arc<dyn Fn(&AppState, BlobRef) + Send + Sync>;
+
 /// State shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -94,10 +102,26 @@ pub struct AppState {
     pub live: broadcast::Sender<LiveEvent>,
     pub metrics: Arc<Metrics>,
     pub login_guard: Arc<LoginGuard>,
+    /// Photo bytes (see `crate::blobs`).
+    pub blobs: Arc<BlobStore>,
+    /// Post-processing of newly stored blobs, if any.
+    pub on_blob_stored: Option<BlobHook>,
 }
 
 impl AppState {
+    /// State whose blob store is a directory of this process under the system's temp dir
+    /// (made only if something is uploaded): for tools and benchmarks that store no photos.
+    /// A server gives its blob directory with [`AppState::with_blobs`].
     pub async fn new(store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let dir = std::env::temp_dir().join(format!("fieldsync-blobs-{}", std::process::id()));
+        Self::with_blobs(store, dir).await
+    }
+
+    /// State with photo bytes stored under `blob_dir`.
+    pub async fn with_blobs(
+        store: Arc<dyn Store>,
+        blob_dir: impl Into<std::path::PathBuf>,
+    ) -> Result<Self, StoreError> {
         let secret = store.signing_secret().await?;
         let (live, _) = broadcast::channel(1024);
         Ok(Self {
@@ -106,12 +130,26 @@ impl AppState {
             live,
             metrics: Arc::default(),
             login_guard: Arc::default(),
+            blobs: Arc::new(BlobStore::new(blob_dir)),
+            // Thumbnails, EXIF and the perceptual hash of every photo as its bytes arrive.
+            on_blob_stored: Some(crate::photo_media::hook()),
         })
     }
 
     /// Tells live connections; nobody listening is fine.
     pub fn announce(&self, event: LiveEvent) {
         let _ = self.live.send(event);
+    }
+
+    /// Tells the live connections a push concerns that it appended to the log (if it did).
+    pub fn announce_push(&self, tenant: fieldsync_sync::TenantId, out: &crate::store::PushOutcome) {
+        if let Some(seq) = out.new_seq {
+            self.announce(LiveEvent::Changed {
+                tenant,
+                seq,
+                audience: Arc::new(out.audience.clone()),
+            });
+        }
     }
 }
 

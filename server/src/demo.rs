@@ -4,6 +4,7 @@
 use crate::app::{self, AdminError};
 use crate::store::{PushItem, Store};
 use automerge::ActorId;
+use fieldsync_sync::attendance::{Calendar, Shift};
 use fieldsync_sync::merge::Incoming;
 use fieldsync_sync::record::customer::{Contact, Lifecycle, Tier};
 use fieldsync_sync::record::project::{
@@ -159,6 +160,7 @@ pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
         due: Some("2027-03-31".into()),
         status: MilestoneStatus::Pending,
     }];
+    let tower_id = tower.id;
     push_as(
         store,
         &who("site@demo.test", Role::SiteManager),
@@ -213,12 +215,58 @@ pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
         due: Some("2027-01-15".into()),
         status: MilestoneStatus::Pending,
     }];
+    let yard_id = yard.id;
     push_as(
         store,
         &who("site@demo.test", Role::SiteManager),
         vec![Record::Project(yard)],
     )
     .await?;
+
+    // Attendance: a day shift in Chengdu, a night shift in Berlin, and who works where.
+    let shift = |name: &str, start_min, end_min| Shift {
+        name: name.into(),
+        start_min,
+        end_min,
+        grace_late_min: 5,
+        grace_early_min: 5,
+        serious_late_min: 30,
+        absent_late_min: 120,
+        window_before_min: 120,
+        window_after_min: 240,
+        break_min: 60,
+        required_min: 480,
+    };
+    let day = store
+        .create_shift(tenant.id, &shift("Day 09:00-18:00", 540, 1080))
+        .await?;
+    let night = store
+        .create_shift(tenant.id, &shift("Night 22:00-07:00", 1320, 420))
+        .await?;
+    let date = |s: &str| {
+        s.parse::<chrono::NaiveDate>()
+            .map_err(|e| AdminError::Invalid(e.to_string()))
+    };
+    let mut cn = Calendar::monday_to_friday();
+    cn.holidays
+        .insert(date("2027-01-01")?, "New Year's Day".into());
+    let cn = store
+        .create_calendar(tenant.id, "China office", &cn)
+        .await?;
+    let mut de = Calendar::monday_to_friday();
+    de.holidays
+        .insert(date("2026-12-25")?, "Christmas Day".into());
+    de.holidays.insert(date("2026-12-26")?, "Boxing Day".into());
+    let de = store.create_calendar(tenant.id, "Germany", &de).await?;
+    store
+        .assign_site(tenant.id, rep1, tower_id, "hq", &day.id, &cn.id, None)
+        .await?;
+    store
+        .assign_site(tenant.id, site, tower_id, "hq", &day.id, &cn.id, None)
+        .await?;
+    store
+        .assign_site(tenant.id, rep2, yard_id, "depot", &night.id, &de.id, None)
+        .await?;
     Ok(true)
 }
 

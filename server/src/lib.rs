@@ -3,6 +3,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod blobs;
 pub mod demo;
 pub mod http;
+pub mod media;
+pub mod photo_media;
+pub mod report;
 pub mod store;

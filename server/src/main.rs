@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fieldsync_server::app::{self, AppState, Server};
-use fieldsync_server::{demo, store};
+use fieldsync_server::{demo, report, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -47,11 +47,21 @@ enum Command {
         /// Seed a demo tenant (if absent) and print how to log in.
         #[arg(long)]
         demo: bool,
+        /// Directory for photo bytes [default: <data-dir>/blobs].
+        #[arg(long, env = "FIELDSYNC_BLOB_DIR")]
+        blob_dir: Option<PathBuf>,
     },
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
         db: DbArgs,
+    },
+    /// Write reports.
+    Report {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        report: ReportCommand,
     },
     /// Administer tenants, users and devices.
     Admin {
@@ -59,6 +69,36 @@ enum Command {
         db: DbArgs,
         #[command(subcommand)]
         action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Attendance per employee over a period (summary) or per day (--sheet days).
+    Attendance {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day (included), YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        /// csv, xlsx or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// For CSV: summary or days.
+        #[arg(long, default_value = "summary")]
+        sheet: String,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Only this manager's team (their email).
+        #[arg(long)]
+        team: Option<String>,
+        /// Only people assigned to this site: PROJECT_ID:SITE_ID.
+        #[arg(long)]
+        site: Option<String>,
     },
 }
 
@@ -121,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             db,
             listen,
             demo: seed_demo,
+            blob_dir,
         } => {
             let store = store::open(&db.url())
                 .await
@@ -132,7 +173,16 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 false
             };
-            let state = AppState::new(store.clone()).await?;
+            let blob_dir = blob_dir.unwrap_or_else(|| db.data_dir.join("blobs"));
+            let state = AppState::with_blobs(store.clone(), &blob_dir).await?;
+            let swept = state
+                .blobs
+                .sweep_stale(fieldsync_server::blobs::STALE_AFTER)
+                .await
+                .with_context(|| format!("sweeping abandoned uploads in {}", blob_dir.display()))?;
+            if swept > 0 {
+                tracing::info!(swept, "removed uploads abandoned for a week");
+            }
             let server = Server::start(state, listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
@@ -158,6 +208,93 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("opening the database")?;
             println!("Migrations applied ({}).", store.backend());
+        }
+        Command::Report { db, report } => {
+            let store = store::open(&db.url())
+                .await
+                .context("opening the database")?;
+            match report {
+                ReportCommand::Attendance {
+                    tenant,
+                    from,
+                    to,
+                    format,
+                    sheet,
+                    output,
+                    team,
+                    site,
+                } => {
+                    let s = store.as_ref();
+                    let t = app::tenant(s, &tenant).await?;
+                    let (from, to) = report::period(&from, &to)?;
+                    let sheet = match sheet.as_str() {
+                        "summary" => report::Sheet::Summary,
+                        "days" => report::Sheet::Days,
+                        other => anyhow::bail!("'{other}' is not a sheet; use summary or days"),
+                    };
+                    let users = s.list_users(t.id).await?;
+                    let mut people: Option<Vec<fieldsync_sync::UserId>> = None;
+                    if let Some(email) = team {
+                        let lead = users
+                            .iter()
+                            .find(|u| u.email == email.to_lowercase())
+                            .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{tenant}'"))?
+                            .id;
+                        people = Some(
+                            users
+                                .iter()
+                                .filter(|u| u.id == lead || u.manager == Some(lead))
+                                .map(|u| u.id)
+                                .collect(),
+                        );
+                    }
+                    if let Some(site) = site {
+                        let (p, sid) = site.split_once(':').ok_or_else(|| {
+                            anyhow::anyhow!("write the site as PROJECT_ID:SITE_ID")
+                        })?;
+                        let at: Vec<String> = s
+                            .assignments(t.id, None)
+                            .await?
+                            .into_iter()
+                            .filter(|a| a.project == p && a.site == sid)
+                            .map(|a| a.user)
+                            .collect();
+                        let base = people.unwrap_or_else(|| users.iter().map(|u| u.id).collect());
+                        people = Some(
+                            base.into_iter()
+                                .filter(|u| at.contains(&u.as_string()))
+                                .collect(),
+                        );
+                    }
+                    let (from_ms, to_ms) = report::load_range_ms(from, to);
+                    let inputs = s
+                        .attendance_inputs(t.id, people.as_deref(), from_ms, to_ms)
+                        .await?;
+                    let rep = report::build(&inputs, from, to);
+                    let bytes = match format.as_str() {
+                        "csv" => report::to_csv(&rep, sheet).into_bytes(),
+                        "json" => serde_json::to_vec_pretty(&rep)?,
+                        "xlsx" => report::to_xlsx(&rep, store::now_ms())?,
+                        other => anyhow::bail!("'{other}' is not a format; use csv, xlsx or json"),
+                    };
+                    match output {
+                        Some(path) => {
+                            std::fs::write(&path, &bytes)
+                                .with_context(|| format!("writing {}", path.display()))?;
+                            eprintln!(
+                                "Wrote {} ({} employees, {} bytes).",
+                                path.display(),
+                                rep.employees.len(),
+                                bytes.len()
+                            );
+                        }
+                        None => {
+                            use std::io::Write;
+                            std::io::stdout().write_all(&bytes)?;
+                        }
+                    }
+                }
+            }
         }
         Command::Admin { db, action } => {
             let store = store::open(&db.url())

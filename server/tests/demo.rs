@@ -35,3 +35,91 @@ async fn the_demo_tenant_has_every_role_and_its_records() {
     assert_eq!(s.list_projects(&caller).await.expect("projects").len(), 2);
     assert_eq!(s.count_documents(t.id).await.expect("count"), 5);
 }
+
+/// `fieldsync report attendance` on the demo data directory: the real binary writes a CSV to
+/// standard output and an XLSX to a file, and refuses a bad period with a clear message.
+#[tokio::test]
+async fn the_report_command_writes_csv_and_xlsx_for_the_demo_tenant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = store::open(&dir.path().join("fieldsync.db").to_string_lossy())
+            .await
+            .expect("open");
+        demo::seed(s.as_ref()).await.expect("seed");
+        let t = app::tenant(s.as_ref(), demo::DEMO_TENANT)
+            .await
+            .expect("tenant");
+        assert_eq!(
+            s.assignments(t.id, None).await.expect("assignments").len(),
+            3
+        );
+    }
+    let bin = env!("CARGO_BIN_EXE_fieldsync");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["report", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("run fieldsync")
+    };
+    let out = run(&["attendance", "--from", "2026-11-02", "--to", "2026-11-06"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("employee_id,email,project,site,timezone,shift,days_due"));
+    // The three assigned demo users, each due five days and absent on all (no punches yet).
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines.iter().any(|l| l.contains("rep2@demo.test")
+            && l.contains("Europe/Berlin")
+            && l.contains(",5,0,0,0,0,0,5,")),
+        "{csv}"
+    );
+    let xlsx = dir.path().join("month.xlsx");
+    let out = run(&[
+        "attendance",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--format",
+        "xlsx",
+        "--output",
+    ]);
+    assert!(!out.status.success(), "--output needs a path");
+    let out = std::process::Command::new(bin)
+        .args(["report", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "attendance",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--format",
+            "xlsx",
+            "--output",
+        ])
+        .arg(&xlsx)
+        .output()
+        .expect("run fieldsync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&xlsx).expect("xlsx written");
+    assert_eq!(&bytes[..2], b"PK");
+    let out = run(&["attendance", "--from", "2026-11-30", "--to", "2026-11-01"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("The period ends before it starts."),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -77,6 +77,12 @@ pub trait Directory {
     /// The manager a user reports to.
     fn manager_of(&self, user: UserId) -> Option<UserId>;
 
+    /// The members of a project (any project role), for records that belong to a project
+    /// (its photos). Directories that do not know projects answer none.
+    fn project_members(&self, _project: crate::ids::DocId) -> Vec<UserId> {
+        Vec::new()
+    }
+
     /// Whether `user` is `lead` or reports to `lead`.
     fn is_self_or_report(&self, lead: UserId, user: UserId) -> bool {
         user == lead || self.manager_of(user) == Some(lead)

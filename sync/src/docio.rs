@@ -194,6 +194,31 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
         }
     }
 
+    pub fn opt_i64(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<Option<i64>, Rejection> {
+        match self.get(obj, key, path)? {
+            None | Some(hydrate::Value::Scalar(ScalarValue::Null)) => Ok(None),
+            Some(hydrate::Value::Scalar(ScalarValue::Int(i))) => Ok(Some(*i)),
+            Some(hydrate::Value::Scalar(ScalarValue::Uint(u))) if *u <= i64::MAX as u64 => {
+                Ok(Some(*u as i64))
+            }
+            Some(hydrate::Value::Scalar(ScalarValue::Timestamp(t))) => Ok(Some(*t)),
+            Some(_) => Err(wrong_type(path, "a whole number")),
+        }
+    }
+
+    pub fn opt_bool(
+        &self,
+        obj: &Obj<'_>,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<bool>, Rejection> {
+        match self.get(obj, key, path)? {
+            None | Some(hydrate::Value::Scalar(ScalarValue::Null)) => Ok(None),
+            Some(hydrate::Value::Scalar(ScalarValue::Boolean(b))) => Ok(Some(*b)),
+            Some(_) => Err(wrong_type(path, "true or false")),
+        }
+    }
+
     /// The object stored at `key`, which must be of type `ty` if present.
     pub fn opt_obj<'v>(
         &self,

@@ -101,7 +101,7 @@ pub fn apply_incoming(
     };
     if before
         .as_ref()
-        .is_some_and(|b| !can_read(caller, &b.principals(), dir))
+        .is_some_and(|b| !can_read(caller, &b.principals_in(dir), dir))
     {
         // Same answer as for a document that does not exist, so ids reveal nothing.
         return hidden(Rejection::new(
@@ -167,7 +167,7 @@ pub fn apply_incoming(
         // Every change was already here: a retry. Accept, store nothing new.
         return match before {
             Some(before) => Outcome::Accepted(Box::new(Accepted {
-                principals_before: before.principals(),
+                principals_before: before.principals_in(dir),
                 record: before,
                 conflicts: Vec::new(),
                 snapshot: Vec::new(),
@@ -199,6 +199,18 @@ pub fn apply_incoming(
     if let Err(e) = check_change(incoming.doc_id, before.as_ref(), &record, caller, dir) {
         return refuse(e);
     }
+    if let Some(Record::Punch(_)) = &before {
+        // Append-only: a punch's document takes no change after the one that made it.
+        return refuse(Rejection::new(
+            "punch_immutable",
+            "Punches cannot be changed or deleted; a missed or wrong punch is fixed by a make-up request your manager approves.",
+        ));
+    }
+    if let Some(b) = &before
+        && let Err(e) = crate::rules::check_settled(b, &conflicts)
+    {
+        return refuse(e);
+    }
     let (new_changes, snapshot) = if created {
         let new_changes: Vec<Vec<u8>> = fresh.iter().map(|(_, raw)| raw.to_vec()).collect();
         (new_changes, fresh_bytes)
@@ -211,7 +223,7 @@ pub fn apply_incoming(
         (new_changes, working.save())
     };
     Outcome::Accepted(Box::new(Accepted {
-        principals_before: before.map(|b| b.principals()).unwrap_or_default(),
+        principals_before: before.map(|b| b.principals_in(dir)).unwrap_or_default(),
         snapshot,
         new_changes,
         heads,

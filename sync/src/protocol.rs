@@ -129,6 +129,10 @@ pub struct PullResponse {
     pub cursor: String,
     /// More items are waiting: pull again at once.
     pub more: bool,
+    /// The server's clock when it answered (ms since the Unix epoch). Phones learn from it how
+    /// their monotonic clock maps to server time, to date events made offline.
+    #[serde(default)]
+    pub server_time_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -358,6 +362,7 @@ mod tests {
                 ],
                 cursor: "s42".into(),
                 more: false,
+                server_time_ms: 1_795_000_000_000,
             },
             "repair_request": RepairRequest { v: 1, docs: vec![DocHeads { doc_id: id, heads: heads.clone() }] },
             "repair_response": RepairResponse {

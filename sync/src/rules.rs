@@ -6,7 +6,10 @@
 use crate::access::{Caller, Directory, Role};
 use crate::error::Rejection;
 use crate::ids::DocId;
+use crate::record::photo::{AttachKind, MAX_PHOTO_BYTES, PHOTO_MIME, Photo, PhotoDecision};
 use crate::record::project::{Geofence, ProjectRole};
+use crate::record::punch::{Makeup, Punch};
+use crate::record::visit::{ReviewDecision, Visit};
 use crate::record::{Customer, GeoPoint, Project, Record};
 
 /// Geofence circles may be this small or this large (metres).
@@ -132,6 +135,14 @@ pub fn check_customer(c: &Customer) -> Result<(), Rejection> {
     }
     if let Some(l) = &c.location {
         check_point(l, "location")?;
+    }
+    if let Some(r) = c.visit_radius_m
+        && (!r.is_finite() || !crate::trust::RADIUS_RANGE_M.contains(&r))
+    {
+        return reject(
+            "invalid_radius",
+            format!("A customer's visit radius must be between 100 and 3000 metres, not {r}."),
+        );
     }
     for k in &c.contacts {
         let path = format!("contacts.{}", k.id);
@@ -386,6 +397,456 @@ pub fn check_change(
         (Some(Record::Project(b)), Record::Project(a)) => {
             check_project_change(Some(b), a, caller, dir)
         }
+        (None, Record::Visit(a)) => check_visit_change(None, a, caller, dir),
+        (Some(Record::Visit(b)), Record::Visit(a)) => check_visit_change(Some(b), a, caller, dir),
+        (None, Record::Punch(a)) => check_new_punch(a, caller),
+        (Some(Record::Punch(b)), Record::Punch(a)) => {
+            if a == b {
+                Ok(())
+            } else {
+                reject(
+                    "punch_immutable",
+                    "Punches cannot be changed or deleted; a missed or wrong punch is fixed by a make-up request your manager approves.",
+                )
+            }
+        }
+        (None, Record::Photo(a)) => check_photo_change(None, a, caller),
+        (Some(Record::Photo(b)), Record::Photo(a)) => check_photo_change(Some(b), a, caller),
+        (None, Record::Makeup(a)) => check_makeup_change(None, a, caller, dir),
+        (Some(Record::Makeup(b)), Record::Makeup(a)) => {
+            check_makeup_change(Some(b), a, caller, dir)
+        }
         _ => reject("immutable_field", "A record's kind cannot change."),
     }
+}
+
+/// Checks a visit's content.
+pub fn check_visit(v: &Visit) -> Result<(), Rejection> {
+    if let Some(d) = &v.planned_date {
+        check_date(d, "planned_date")?;
+    }
+    check_text(&v.purpose, "purpose", MAX_SHORT, false)?;
+    if let Some(ev) = &v.check_in {
+        ev.check("check_in")?;
+        if v.cancelled {
+            return reject(
+                "visit_already_made",
+                "A visit that has been checked into cannot be cancelled.",
+            );
+        }
+    }
+    if let Some(co) = &v.check_out {
+        let Some(ci) = &v.check_in else {
+            return reject(
+                "not_checked_in",
+                "A visit must be checked into before it is checked out.",
+            );
+        };
+        co.evidence.check("check_out.evidence")?;
+        if co.evidence.event_time_ms() < ci.event_time_ms() {
+            return reject(
+                "check_out_before_check_in",
+                "The check-out is dated before the check-in.",
+            );
+        }
+        check_text(&co.notes, "check_out.notes", 20_000, false)?;
+        if let Some(d) = &co.next_follow_up {
+            check_date(d, "check_out.next_follow_up")?;
+        }
+    }
+    for r in &v.reviews {
+        let path = format!("reviews.{}", r.id);
+        check_text(&r.comment, &format!("{path}.comment"), 5_000, false)?;
+        if r.decision == ReviewDecision::Comment && r.comment.trim().is_empty() {
+            return reject(
+                "missing_field",
+                format!("A review that comments needs a comment ('{path}.comment')."),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_visit_change(
+    before: Option<&Visit>,
+    after: &Visit,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
+    check_visit(after)?;
+    let plans = |rep| match caller.role {
+        Role::Admin => true,
+        Role::Manager => dir.is_self_or_report(caller.user, rep),
+        Role::Hr => false,
+        Role::FieldRep | Role::SiteManager => rep == caller.user,
+    };
+    match before {
+        None => {
+            if !plans(after.rep) {
+                return forbidden(
+                    "You may plan visits for yourself, or as a manager for your team.",
+                );
+            }
+            if after.created_by != caller.user {
+                return forbidden("A new visit's 'created_by' must be the person creating it.");
+            }
+            if dir.active_role(after.rep).is_none() {
+                return reject(
+                    "unknown_rep",
+                    "The visit's rep is not an active user of this company.",
+                );
+            }
+            if !after.reviews.is_empty() {
+                return reject("not_reviewable", "A new visit cannot already have reviews.");
+            }
+        }
+        Some(b) => {
+            if after.rep != b.rep
+                || after.customer != b.customer
+                || after.created_by != b.created_by
+            {
+                return reject(
+                    "immutable_field",
+                    "A visit's rep, customer and creator cannot change; plan a new visit instead.",
+                );
+            }
+            let in_changed = b.check_in.is_some() && after.check_in != b.check_in;
+            let out_changed = b.check_out.is_some() && after.check_out != b.check_out;
+            if in_changed || out_changed {
+                return reject(
+                    "immutable_field",
+                    "A visit's check-in and check-out cannot change once made.",
+                );
+            }
+            let plan_changed = after.planned_date != b.planned_date
+                || after.purpose != b.purpose
+                || after.cancelled != b.cancelled;
+            if plan_changed && !plans(after.rep) {
+                return forbidden("Only the rep or their manager can change a visit's plan.");
+            }
+            for r in &b.reviews {
+                if !after.reviews.contains(r) {
+                    return reject(
+                        "immutable_field",
+                        "Reviews are kept as written; add a new review instead.",
+                    );
+                }
+            }
+            for r in after.reviews.iter().filter(|r| !b.reviews.contains(r)) {
+                let manager = caller.role == Role::Admin
+                    || (caller.role == Role::Manager
+                        && dir.manager_of(after.rep) == Some(caller.user));
+                if !manager || r.by != caller.user || r.by == after.rep {
+                    return forbidden(
+                        "Only the rep's manager can review a visit report, and nobody their own.",
+                    );
+                }
+                if after.check_out.is_none() {
+                    return reject(
+                        "not_reviewable",
+                        "A visit can be reviewed once the rep has checked out and written the report.",
+                    );
+                }
+            }
+        }
+    }
+    let first = |a: bool, b: bool| a && !b;
+    let checked_in = first(
+        after.check_in.is_some(),
+        before.is_some_and(|b| b.check_in.is_some()),
+    );
+    let checked_out = first(
+        after.check_out.is_some(),
+        before.is_some_and(|b| b.check_out.is_some()),
+    );
+    if (checked_in || checked_out) && after.rep != caller.user {
+        return forbidden(
+            "Only the rep making the visit can check in and out, from their own phone.",
+        );
+    }
+    Ok(())
+}
+
+/// Checks a punch's content.
+pub fn check_punch(p: &Punch) -> Result<(), Rejection> {
+    check_text(&p.site, "site", MAX_NAME, true)?;
+    p.evidence.check("evidence")?;
+    if let Some(n) = &p.note {
+        check_text(n, "note", MAX_SHORT, false)?;
+    }
+    Ok(())
+}
+
+fn check_new_punch(p: &Punch, caller: &Caller) -> Result<(), Rejection> {
+    check_punch(p)?;
+    if p.user != caller.user {
+        return forbidden("A punch can only be made by the worker it is for, on their own phone.");
+    }
+    Ok(())
+}
+
+/// Checks a make-up request's content.
+pub fn check_makeup(m: &Makeup) -> Result<(), Rejection> {
+    check_text(&m.site, "site", MAX_NAME, true)?;
+    check_text(&m.reason, "reason", MAX_SHORT, true)?;
+    // 2000-01-01 .. 2200-01-01, as for evidence times.
+    if !(946_684_800_000..7_258_118_400_000).contains(&m.at_ms) {
+        return reject(
+            "invalid_time",
+            format!("'at_ms' ({}) is not a plausible time.", m.at_ms),
+        );
+    }
+    if let Some(d) = &m.decision
+        && let Some(c) = &d.comment
+    {
+        check_text(c, "decision.comment", MAX_SHORT, false)?;
+    }
+    Ok(())
+}
+
+fn check_makeup_change(
+    before: Option<&Makeup>,
+    after: &Makeup,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
+    check_makeup(after)?;
+    match before {
+        None => {
+            if after.user != caller.user {
+                return forbidden("A make-up request can only be made by the worker it is for.");
+            }
+            if after.decision.is_some() {
+                return reject(
+                    "not_decidable",
+                    "A new make-up request cannot already be decided.",
+                );
+            }
+        }
+        Some(b) => {
+            let mut request = b.clone();
+            request.decision = after.decision.clone();
+            if request != *after {
+                return reject(
+                    "immutable_field",
+                    "A make-up request cannot change once made; make a new one instead.",
+                );
+            }
+            if b.decision.is_some() && after.decision != b.decision {
+                return reject(
+                    "already_decided",
+                    "This make-up request has already been decided.",
+                );
+            }
+            if let Some(d) = after.decision.as_ref().filter(|_| b.decision.is_none()) {
+                let manager = caller.role == Role::Admin
+                    || (caller.role == Role::Manager
+                        && dir.manager_of(after.user) == Some(caller.user));
+                if !manager || d.by != caller.user || d.by == after.user {
+                    return forbidden(
+                        "Only the worker's manager can approve or refuse a make-up request, for their own team, and never their own.",
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fields of evidence records that, once written, must never hold two values. A concurrent
+/// write to one of them (a second phone, or a forged change built without the stored history)
+/// would otherwise hide behind the old value as a conflict: it is refused instead. `before` is
+/// the stored record; `conflicts` those of the merged result.
+pub fn check_settled(
+    before: &Record,
+    conflicts: &[crate::record::Conflict],
+) -> Result<(), Rejection> {
+    let fixed: &[&str] = match before {
+        Record::Punch(_) => &[""],
+        Record::Visit(_) => &[
+            "rep",
+            "customer",
+            "created_by",
+            "check_in",
+            "check_out",
+            "reviews",
+        ],
+        Record::Makeup(_) => &[
+            "user",
+            "project",
+            "site",
+            "direction",
+            "at_ms",
+            "reason",
+            "decision",
+        ],
+        _ => &[],
+    };
+    let hit = conflicts
+        .iter()
+        .find(|c| fixed.iter().any(|f| c.field.starts_with(f)));
+    match (hit, before) {
+        (None, _) => Ok(()),
+        (Some(_), Record::Punch(_)) => reject(
+            "punch_immutable",
+            "Punches cannot be changed or deleted; a missed or wrong punch is fixed by a make-up request your manager approves.",
+        ),
+        (Some(c), Record::Makeup(_)) if c.field.starts_with("decision") => reject(
+            "already_decided",
+            "This make-up request has already been decided.",
+        ),
+        (Some(c), _) => reject(
+            "immutable_field",
+            format!(
+                "Field '{}' was already written and cannot be written again.",
+                c.field
+            ),
+        ),
+    }
+}
+
+/// Checks a photo's content.
+pub fn check_photo(p: &Photo) -> Result<(), Rejection> {
+    if p.sha256.len() != 64
+        || !p
+            .sha256
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
+        return reject(
+            "invalid_hash",
+            "Field 'sha256' must be the photo's SHA-256 as 64 lower-case hex digits.",
+        );
+    }
+    if p.size == 0 || p.size > MAX_PHOTO_BYTES {
+        return reject(
+            "invalid_size",
+            format!("A photo must be 1 byte to {} MiB.", MAX_PHOTO_BYTES >> 20),
+        );
+    }
+    if !PHOTO_MIME.contains(&p.mime.as_str()) {
+        return reject(
+            "unsupported_format",
+            format!(
+                "'{}' is not a supported photo type; send JPEG, PNG or WebP (export HEIC photos as JPEG).",
+                p.mime
+            ),
+        );
+    }
+    let a = &p.attached_to;
+    match a.kind {
+        AttachKind::SiteDay => {
+            let (Some(site), Some(day)) = (&a.site, &a.day) else {
+                return reject(
+                    "missing_field",
+                    "A photo of a site diary day names the site ('attached_to.site') and the day ('attached_to.day').",
+                );
+            };
+            check_text(site, "attached_to.site", MAX_NAME, true)?;
+            check_date(day, "attached_to.day")?;
+        }
+        _ if a.site.is_some() || a.day.is_some() => {
+            return reject(
+                "invalid_attachment",
+                "Only a photo of a site diary day names a site and a day.",
+            );
+        }
+        _ => {}
+    }
+    if !(946_684_800_000..7_258_118_400_000).contains(&p.captured_at_ms) {
+        return reject(
+            "invalid_time",
+            format!(
+                "'captured_at_ms' ({}) is not a plausible time.",
+                p.captured_at_ms
+            ),
+        );
+    }
+    if let Some(ev) = &p.evidence {
+        ev.check("evidence")?;
+    }
+    check_text(&p.caption, "caption", 2_000, false)?;
+    if p.tags.len() > 20 {
+        return reject("too_many_tags", "A photo can have at most 20 tags.");
+    }
+    for t in &p.tags {
+        check_text(t, "tags", 50, true)?;
+    }
+    for r in &p.reviews {
+        let path = format!("reviews.{}", r.id);
+        check_text(&r.reason, &format!("{path}.reason"), 1_000, false)?;
+        if r.decision != PhotoDecision::Approved && r.reason.trim().is_empty() {
+            return reject(
+                "missing_field",
+                format!(
+                    "Rejecting a photo or asking for a retake needs a reason ('{path}.reason')."
+                ),
+            );
+        }
+    }
+    for c in &p.comments {
+        check_text(&c.text, &format!("comments.{}.text", c.id), 2_000, true)?;
+    }
+    Ok(())
+}
+
+fn check_photo_change(
+    before: Option<&Photo>,
+    after: &Photo,
+    caller: &Caller,
+) -> Result<(), Rejection> {
+    check_photo(after)?;
+    let Some(b) = before else {
+        if after.author != caller.user {
+            return forbidden("A photo's author must be the person taking it.");
+        }
+        if !after.reviews.is_empty() || !after.comments.is_empty() {
+            return reject(
+                "not_reviewable",
+                "A new photo cannot already have reviews or comments.",
+            );
+        }
+        return Ok(());
+    };
+    let fixed_changed = after.author != b.author
+        || after.sha256 != b.sha256
+        || after.size != b.size
+        || after.mime != b.mime
+        || after.attached_to != b.attached_to
+        || after.captured_at_ms != b.captured_at_ms
+        || after.evidence != b.evidence;
+    if fixed_changed {
+        return reject(
+            "immutable_field",
+            "A photo's bytes, author, attachment, capture time and evidence cannot change; take a new photo instead.",
+        );
+    }
+    if (after.caption != b.caption || after.tags != b.tags) && caller.user != b.author {
+        return forbidden("Only the photo's author can change its caption and tags.");
+    }
+    if b.reviews.iter().any(|r| !after.reviews.contains(r))
+        || b.comments.iter().any(|c| !after.comments.contains(c))
+    {
+        return reject(
+            "immutable_field",
+            "Reviews and comments are kept as written; add a new one instead.",
+        );
+    }
+    for r in after.reviews.iter().filter(|r| !b.reviews.contains(r)) {
+        let reviewer = matches!(caller.role, Role::SiteManager | Role::Manager | Role::Admin);
+        if !reviewer || r.by != caller.user || r.by == b.author {
+            return forbidden(
+                "Photos are reviewed by site managers, managers and admins, and nobody reviews their own.",
+            );
+        }
+    }
+    if after
+        .comments
+        .iter()
+        .filter(|c| !b.comments.contains(c))
+        .any(|c| c.by != caller.user)
+    {
+        return forbidden("A comment's author must be the person writing it.");
+    }
+    Ok(())
 }

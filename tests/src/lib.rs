@@ -18,6 +18,8 @@ pub struct Harness {
     http: ureq::Agent,
     /// The PostgreSQL server URL and this harness's database, dropped at the end.
     pg: Option<(String, String)>,
+    /// Where the server keeps photo bytes (inside this harness's temp dir).
+    pub blob_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -89,9 +91,12 @@ impl Harness {
             .enable_all()
             .build()
             .expect("runtime");
+        let blob_dir = dir.path().join("blobs");
         let (store, server) = rt.block_on(async {
             let store = store::open(store_url).await.expect("open store");
-            let state = AppState::new(store.clone()).await.expect("state");
+            let state = AppState::with_blobs(store.clone(), &blob_dir)
+                .await
+                .expect("state");
             let server = Server::start(state, "127.0.0.1:0".parse().expect("addr"))
                 .await
                 .expect("start");
@@ -109,6 +114,7 @@ impl Harness {
             server: Some(server),
             http,
             pg,
+            blob_dir,
             _dir: dir,
         }
     }
@@ -208,6 +214,151 @@ impl Harness {
         Self::finish(req.send(&body[..]).expect("request"))
     }
 
+    /// A request with any method and a JSON body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(serde_json::to_vec(body).expect("json"))
+            .expect("request");
+        Self::finish(self.http.run(req).expect("request"))
+    }
+
+    /// A GET whose answer is bytes (a download), with its content type.
+    pub fn get_bytes(&self, path: &str, token: &str) -> (u16, String, Vec<u8>) {
+        let mut resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("request");
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        (resp.status().as_u16(), ctype, bytes)
+    }
+
+    /// The `docs` of a push that creates `records`, each as a fresh document.
+    pub fn new_docs(records: &[fieldsync_sync::Record]) -> serde_json::Value {
+        let docs: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let doc = r.to_new_doc(automerge::ActorId::random()).expect("new doc");
+                let changes: Vec<serde_json::Value> = doc
+                    .get_changes(&[])
+                    .iter()
+                    .map(|c| {
+                        serde_json::to_value(fieldsync_sync::protocol::B64(c.raw_bytes().to_vec()))
+                            .expect("b64")
+                    })
+                    .collect();
+                serde_json::json!({"doc_id": r.id(), "kind": r.kind().as_str(), "changes": changes})
+            })
+            .collect();
+        serde_json::Value::Array(docs)
+    }
+
+    /// Pushes `docs` (as [`Harness::new_docs`] makes them) in a fresh batch; the push answer.
+    pub fn push_docs(&self, token: &str, docs: &serde_json::Value) -> serde_json::Value {
+        let (status, body) = self.post(
+            "/v1/sync/push",
+            Some(token),
+            &serde_json::json!({"v": 1, "batch_id": uuid::Uuid::now_v7(), "docs": docs}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Pushes new records (each a fresh document) as the token's owner; the push answer.
+    pub fn push_new(&self, token: &str, records: &[fieldsync_sync::Record]) -> serde_json::Value {
+        self.push_docs(token, &Self::new_docs(records))
+    }
+
+    /// The `docs` entry of an edit of a stored record: loads it as the token's owner sees it,
+    /// applies `change`, and returns the difference as one push entry.
+    pub fn edit_doc(
+        &self,
+        token: &str,
+        id: fieldsync_sync::DocId,
+        change: impl FnOnce(&mut fieldsync_sync::Record),
+    ) -> serde_json::Value {
+        let (status, body) = self.get(&format!("/v1/records/{id}"), Some(token));
+        assert_eq!(status, 200, "{body}");
+        let mut record: fieldsync_sync::Record =
+            serde_json::from_value(body["record"].clone()).expect("record");
+        let (_, bytes) = self
+            .rt
+            .block_on(self.store.readable_doc(
+                &fieldsync_sync::Caller {
+                    tenant: self.tenant_of(token),
+                    user: UserId::new(),
+                    role: Role::Admin,
+                },
+                id,
+            ))
+            .expect("store")
+            .expect("stored doc");
+        let mut doc = automerge::Automerge::load(&bytes).expect("load");
+        doc.set_actor(automerge::ActorId::random());
+        let before = doc.get_heads();
+        change(&mut record);
+        let mut tx = doc.transaction();
+        record.write(&mut tx).expect("write");
+        tx.commit();
+        let changes: Vec<serde_json::Value> = doc
+            .get_changes(&before)
+            .iter()
+            .map(|c| {
+                serde_json::to_value(fieldsync_sync::protocol::B64(c.raw_bytes().to_vec()))
+                    .expect("b64")
+            })
+            .collect();
+        serde_json::json!({"doc_id": id, "kind": record.kind().as_str(), "changes": changes})
+    }
+
+    /// Pushes an edit of a stored record (see [`Harness::edit_doc`]); the push answer.
+    pub fn push_edit(
+        &self,
+        token: &str,
+        id: fieldsync_sync::DocId,
+        change: impl FnOnce(&mut fieldsync_sync::Record),
+    ) -> serde_json::Value {
+        let entry = self.edit_doc(token, id, change);
+        self.push_docs(token, &serde_json::json!([entry]))
+    }
+
+    /// The tenant a token belongs to.
+    pub fn tenant_of(&self, token: &str) -> TenantId {
+        let (status, me) = self.get("/v1/me", Some(token));
+        assert_eq!(status, 200, "{me}");
+        me["tenant_id"]
+            .as_str()
+            .or_else(|| me["tenant"].as_str())
+            .expect("tenant id in /v1/me")
+            .parse()
+            .expect("tenant id")
+    }
+
     /// The server is still serving.
     pub fn healthy(&self) -> bool {
         self.get("/healthz", None).0 == 200
@@ -230,5 +381,91 @@ impl Drop for Harness {
                 }
             });
         }
+    }
+}
+
+/// Runs each named scenario `fn(Harness)` twice: against the server on SQLite and on
+/// PostgreSQL (skipped, with a message, when no PostgreSQL answers and none is required).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Harness::start());
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(h) = $crate::Harness::start_postgres() {
+                    super::$name(h);
+                }
+            })*
+        }
+    };
+}
+
+/// Photo bytes: raw chunks and restarts.
+impl Harness {
+    /// A `PUT` with a raw body and the given content type.
+    pub fn put_raw(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
+        let req = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", content_type);
+        Self::finish(req.send(body).expect("request"))
+    }
+
+    /// Sends one chunk of a blob's upload: `PUT /v1/blobs/{sha256}?offset=N`.
+    pub fn put_chunk(
+        &self,
+        token: &str,
+        sha256: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> (u16, serde_json::Value) {
+        self.put_raw(
+            &format!("/v1/blobs/{sha256}?offset={offset}"),
+            token,
+            "application/octet-stream",
+            bytes,
+        )
+    }
+
+    /// Stops the server and starts a new one (on a new port; [`Harness::url`] follows) over
+    /// the same database and blob directory, letting `configure` change the state first.
+    pub fn restart_with(&mut self, configure: impl FnOnce(&mut AppState)) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.stop());
+        }
+        let server = self.rt.block_on(async {
+            let mut state = AppState::with_blobs(self.store.clone(), &self.blob_dir)
+                .await
+                .expect("state");
+            configure(&mut state);
+            Server::start(state, "127.0.0.1:0".parse().expect("addr"))
+                .await
+                .expect("start")
+        });
+        self.url = server.url();
+        self.server = Some(server);
+    }
+
+    /// Stops the server and starts a new one over the same database and blob directory.
+    pub fn restart(&mut self) {
+        self.restart_with(|_| {});
+    }
+
+    /// The server's blob store, read from the side (as the photo code would).
+    pub fn blobs(&self) -> fieldsync_server::blobs::BlobStore {
+        fieldsync_server::blobs::BlobStore::new(&self.blob_dir)
     }
 }

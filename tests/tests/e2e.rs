@@ -672,6 +672,19 @@ fn the_api_describes_itself_and_reports_health(h: Harness) {
         "/v1/admin/devices",
         "/v1/admin/devices/{id}/revoke",
         "/metrics",
+        "/v1/visits",
+        "/v1/visits/{id}/reviews",
+        "/v1/field-events",
+        "/v1/makeups/{id}/decision",
+        "/v1/attendance/shifts",
+        "/v1/attendance/setup",
+        "/v1/reports/attendance",
+        "/v1/photos",
+        "/v1/photos/{id}/reviews",
+        "/v1/geojson",
+        "/v1/blobs",
+        "/v1/blobs/{sha256}",
+        "/v1/photos/{id}/file/{variant}",
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} is not described");
     }
@@ -680,24 +693,7 @@ fn the_api_describes_itself_and_reports_health(h: Harness) {
 /// Every scenario runs against the server on its embedded SQLite store and on PostgreSQL (a
 /// fresh database each time; skipped with a message when no PostgreSQL answers, unless
 /// `FIELDSYNC_REQUIRE_PG=1`).
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(fieldsync_tests::Harness::start());
-            })*
-        }
-        mod on_postgres {
-            $(#[test]
-            fn $name() {
-                if let Some(h) = fieldsync_tests::Harness::start_postgres() {
-                    super::$name(h);
-                }
-            })*
-        }
-    };
-}
+use fieldsync_tests::on_both_stores;
 
 on_both_stores!(
     same_field_edited_twice_is_shown_as_a_conflict,

@@ -2,6 +2,14 @@
 //! one command per call, for scripts, demos and end-to-end tests. `--json` prints
 //! machine-readable output; errors go to stderr as `error: <message> (<code>)` (or a JSON
 //! `{"error","message"}`) with exit code 1.
+//!
+//! Field work (visits, punches, make-up requests, the worker's month, the manual clock) lives in
+//! `device/field.rs`, photos and their upload queue in `device/photo.rs`.
+
+#[path = "device/field.rs"]
+mod field;
+#[path = "device/photo.rs"]
+mod photo;
 
 use clap::{Args, Parser, Subcommand};
 use fieldsync_mobile_core::{
@@ -67,6 +75,26 @@ enum Cmd {
     },
     /// Delete all local data of this device (keeps the device id).
     Purge,
+    /// Customer visits: plan, check in and out, review.
+    #[command(subcommand)]
+    Visit(field::VisitCmd),
+    /// Clock in or out at a project site (--in|--out), or `punch list`.
+    Punch(field::PunchArgs),
+    /// Requests for missed punches.
+    #[command(subcommand)]
+    Makeup(field::MakeupCmd),
+    /// Your month of attendance, from the server.
+    Attendance {
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+    },
+    /// The phone's clocks: a manual clock to play a field day, or the system's.
+    #[command(subcommand)]
+    Clock(field::ClockCmd),
+    /// Photos: take, list, review, comment; the upload queue of their bytes.
+    #[command(subcommand)]
+    Photo(photo::PhotoCmd),
 }
 
 #[derive(Args)]
@@ -306,6 +334,10 @@ fn show_report(r: &SyncReport) {
     for x in &r.rejected {
         println!("  rejected {}: {} ({})", x.doc_id, x.message, x.code);
     }
+    let u = &r.uploads;
+    if u.completed + u.failed + u.errors + u.remaining > 0 || u.stopped_code.is_some() {
+        println!("{}", photo::upload_line(u));
+    }
 }
 
 fn show_status(s: &Status) {
@@ -415,6 +447,12 @@ fn run(cli: Cli) -> Result<(), ClientError> {
             }
             conn.close();
         }
+        Cmd::Visit(c) => field::visit(&client, c, json)?,
+        Cmd::Punch(a) => field::punch(&client, a, json)?,
+        Cmd::Makeup(c) => field::makeup(&client, c, json)?,
+        Cmd::Attendance { month } => field::attendance(&client, month, json)?,
+        Cmd::Clock(c) => field::clock(&client, c, json)?,
+        Cmd::Photo(c) => photo::photo(&client, c, json)?,
         Cmd::Customer(c) => match c {
             CustomerCmd::Add { name, fields: f } => {
                 let new = NewCustomer {

@@ -2,17 +2,21 @@
 //! together with the request limits. `GET /openapi.json` describes all of it.
 
 pub mod admin;
+pub mod attendance;
 pub mod auth;
+pub mod blobs;
 pub mod error;
 pub mod extract;
+pub mod field;
 pub mod live;
 pub mod openapi;
+pub mod photos;
 pub mod records;
 pub mod sync;
 
 use crate::app::AppState;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use error::ApiError;
 
@@ -23,6 +27,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/refresh", post(auth::refresh))
         .route("/v1/me", get(auth::me))
+        .route("/v1/blobs", post(blobs::begin))
+        .route("/v1/blobs/{sha256}", get(blobs::status).put(blobs::chunk))
         .route("/v1/sync/push", post(sync::push))
         .route("/v1/sync/pull", post(sync::pull))
         .route("/v1/sync/repair", post(sync::repair))
@@ -33,6 +39,40 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/projects", get(records::list_projects))
         .route("/v1/projects/{id}", get(records::project))
         .route("/v1/records/{id}", get(records::record))
+        .route("/v1/customers/{id}/timeline", get(field::customer_timeline))
+        .route("/v1/visits", get(field::list_visits))
+        .route("/v1/visits/follow-ups", get(field::follow_ups))
+        .route("/v1/visits/{id}/reviews", post(field::review_visit))
+        .route("/v1/field-events", get(field::field_events))
+        .route("/v1/makeups", get(field::list_makeups))
+        .route("/v1/makeups/{id}/decision", post(field::decide_makeup))
+        .route("/v1/photos", get(photos::list_photos))
+        .route("/v1/photos/{id}/reviews", post(photos::review_photo))
+        .route("/v1/photos/{id}/comments", post(photos::comment_photo))
+        .route("/v1/photos/{id}/file/{variant}", get(photos::photo_file))
+        .route("/v1/geojson", get(photos::geojson))
+        .route(
+            "/v1/attendance/policy",
+            get(attendance::get_policy).put(attendance::put_policy),
+        )
+        .route(
+            "/v1/attendance/shifts",
+            get(attendance::list_shifts).post(attendance::create_shift),
+        )
+        .route(
+            "/v1/attendance/calendars",
+            get(attendance::list_calendars).post(attendance::create_calendar),
+        )
+        .route(
+            "/v1/attendance/assignments",
+            get(attendance::list_assignments)
+                .put(attendance::assign)
+                .delete(attendance::unassign),
+        )
+        .route("/v1/attendance/leave", put(attendance::set_leave))
+        .route("/v1/attendance/me", get(attendance::my_month))
+        .route("/v1/attendance/setup", get(attendance::my_setup))
+        .route("/v1/reports/attendance", get(attendance::attendance_report))
         .route(
             "/v1/admin/users",
             get(admin::list_users).post(admin::create_user),

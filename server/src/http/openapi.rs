@@ -23,7 +23,7 @@ fn op(summary: &str, auth: bool, body: Option<&str>, ok: &str) -> Value {
 
 pub async fn openapi() -> Json<Value> {
     let obj = |props: Value, required: Value| json!({ "type": "object", "properties": props, "required": required });
-    Json(json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "fieldsync", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Offline-first CRDT sync for field work. Errors are {\"error\": code, \"message\": sentence}. Sync messages: see sync/PROTOCOL.md." },
@@ -66,8 +66,69 @@ pub async fn openapi() -> Json<Value> {
                         "changes": {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}} }), json!(["doc_id", "kind", "changes"]))} }), json!(["v", "batch_id", "docs"])),
                 "PullRequest": obj(json!({ "v": {"const": 1}, "cursor": {"type": ["string", "null"]}, "max_bytes": {"type": "integer"} }), json!(["v"])),
                 "RepairRequest": obj(json!({ "v": {"const": 1}, "docs": {"type": "array", "items": obj(json!({ "doc_id": {"type": "string"}, "heads": {"type": "array", "items": {"type": "string"}} }), json!(["doc_id", "heads"]))} }), json!(["v", "docs"])),
+                "NewReview": obj(json!({ "decision": {"enum": ["approved", "comment"]}, "comment": {"type": "string"} }), json!(["decision"])),
+                "PhotoReview": obj(json!({ "decision": {"enum": ["approved", "rejected", "retake"]}, "reason": {"type": "string"} }), json!(["decision"])),
+                "PhotoComment": obj(json!({ "text": {"type": "string"} }), json!(["text"])),
+                "MakeupDecision": obj(json!({ "approve": {"type": "boolean"}, "comment": {"type": "string"} }), json!(["approve"])),
+                "Policy": obj(json!({ "default_radius_m": {"type": "number", "minimum": 100, "maximum": 3000}, "max_accuracy_m": {"type": "number"},
+                    "max_fix_age_ms": {"type": "integer"}, "max_clock_skew_ms": {"type": "integer"}, "max_speed_kmh": {"type": "number"}, "visit_auto_close_ms": {"type": "integer"} }),
+                    json!(["default_radius_m", "max_accuracy_m", "max_fix_age_ms", "max_clock_skew_ms", "max_speed_kmh", "visit_auto_close_ms"])),
+                "NewShift": obj(json!({ "name": {"type": "string"}, "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}, "end": {"type": "string"},
+                    "grace_late_min": {"type": "integer"}, "grace_early_min": {"type": "integer"}, "serious_late_min": {"type": "integer"}, "absent_late_min": {"type": "integer"},
+                    "window_before_min": {"type": "integer"}, "window_after_min": {"type": "integer"}, "break_min": {"type": "integer"}, "required_min": {"type": "integer"} }), json!(["name", "start", "end"])),
+                "NewCalendar": obj(json!({ "name": {"type": "string"}, "workdays": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+                    "holidays": {"type": "array", "items": obj(json!({ "date": {"type": "string", "format": "date"}, "name": {"type": "string"} }), json!(["date", "name"]))},
+                    "extra_workdays": {"type": "array", "items": {"type": "string", "format": "date"}} }), json!(["name", "workdays"])),
+                "Assignment": obj(json!({ "user": {"type": "string", "format": "uuid"}, "project": {"type": "string", "format": "uuid"}, "site": {"type": "string"},
+                    "shift": {"type": "string"}, "calendar": {"type": "string"} }), json!(["user", "project", "site"])),
+                "Leave": obj(json!({ "user": {"type": "string", "format": "uuid"}, "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}, "kind": {"type": ["string", "null"]} }), json!(["user", "from", "to"])),
                 "RepairSyncRequest": obj(json!({ "v": {"const": 1}, "docs": {"type": "array", "items": obj(json!({ "doc_id": {"type": "string"}, "message": {"type": ["string", "null"], "contentEncoding": "base64"} }), json!(["doc_id"]))} }), json!(["v", "docs"]))
             }
         }
-    }))
+    });
+    // Field work, photos and reports: a second object, so no one macro call grows too deep.
+    let more = json!({
+            "/v1/customers/{id}/timeline": { "get": op("A customer's visits, reviews and follow-up, newest first, with the visit count, last visit and next follow-up", true, None, "{customer, visits, timeline}") },
+            "/v1/visits": { "get": op("Visits: own, the team's (managers), all (admins). Query: rep, customer, state (planned|open|closed|auto_closed|cancelled), review (none|approved|commented), from, to (ms)", true, None, "Visits with their graded check-in and check-out") },
+            "/v1/visits/follow-ups": { "get": op("Due and overdue follow-ups per customer. Query: rep, days (horizon, default 7), today (YYYY-MM-DD)", true, None, "{today, overdue, due}") },
+            "/v1/visits/{id}/reviews": { "post": op("The rep's manager approves or comments on a visit report; the rep's phone receives it at its next sync", true, Some("NewReview"), "201 {review, visit}") },
+            "/v1/field-events": { "get": op("Graded field events (check-ins, check-outs, punches) with their verdict and reasons. Query: user, event, trust, from, to", true, None, "Events") },
+            "/v1/makeups": { "get": op("Make-up requests: own, the team's, all (admins and HR). Query: status (pending|approved|rejected)", true, None, "Make-up requests") },
+            "/v1/makeups/{id}/decision": { "post": op("The worker's manager approves or refuses a make-up request", true, Some("MakeupDecision"), "{makeup}") },
+            "/v1/attendance/policy": {
+                "get": op("The tenant's location-trust thresholds and visit auto-close time", true, None, "Policy"),
+                "put": op("Set them (admin, HR)", true, Some("Policy"), "Policy")
+            },
+            "/v1/attendance/shifts": {
+                "get": op("Shifts", true, None, "Shifts"),
+                "post": op("Create a shift: start/end as HH:MM (end before start crosses midnight), grace, thresholds, punch windows, break, required minutes (admin, HR)", true, Some("NewShift"), "201 Shift")
+            },
+            "/v1/attendance/calendars": {
+                "get": op("Work calendars", true, None, "Calendars"),
+                "post": op("Create a calendar: workdays, holidays, extra working days (admin, HR)", true, Some("NewCalendar"), "201 Calendar")
+            },
+            "/v1/attendance/assignments": {
+                "get": op("Site assignments (own; all for admin and HR, or ?user=)", true, None, "Assignments"),
+                "put": op("Assign a worker to a project site with a shift and calendar (admin, HR)", true, Some("Assignment"), "Assignment"),
+                "delete": op("Remove an assignment (admin, HR)", true, Some("Assignment"), "204")
+            },
+            "/v1/attendance/leave": { "put": op("Record (kind) or clear (kind null) leave for a user over a period (admin, HR)", true, Some("Leave"), "204") },
+            "/v1/attendance/me": { "get": op("The caller's own month: ?month=YYYY-MM; days with status and explanation, summary, assignments, policy", true, None, "MyAttendance") },
+            "/v1/attendance/setup": { "get": op("The tenant's grading policy and the caller's site assignments with their shifts (what phones cache for offline checks)", true, None, "{user, policy, assignments}") },
+            "/v1/photos": { "get": op("Photos the caller may see (author, their manager, the project's members, admins), newest first, with position and location grade. Query: project, site, day, author, status (pending|approved|rejected|retake), from, to", true, None, "Photos") },
+            "/v1/photos/{id}/reviews": { "post": op("Approve, reject or ask for a retake (a reason is required for the last two); site managers, managers and admins, never of their own photo", true, Some("PhotoReview"), "201 {review, photo}") },
+            "/v1/photos/{id}/comments": { "post": op("Comment under a photo", true, Some("PhotoComment"), "201 {comment}") },
+            "/v1/blobs": { "post": op("Start or resume the upload of a photo's bytes: {sha256, size, mime}; says how many bytes the server holds (complete if it has them all)", true, None, "{sha256, size, received, complete}") },
+            "/v1/blobs/{sha256}": {
+                "get": op("Upload status", true, None, "{sha256, size, received, complete}"),
+                "put": op("Append bytes at ?offset= (application/octet-stream, at most 8 MiB); the last chunk is verified against the hash (422 hash_mismatch); 409 offset_mismatch carries received", true, None, "{sha256, size, received, complete}")
+            },
+            "/v1/photos/{id}/file/{variant}": { "get": op("The photo's bytes: original, 320, 1600 (upright thumbnails without EXIF) or stamped; 409 not_uploaded until the bytes arrive", true, None, "image/jpeg (or the original's type)") },
+            "/v1/geojson": { "get": op("Photos (and, without a project, visit check-ins) as a GeoJSON FeatureCollection. Query: project, from, to", true, None, "application/geo+json") },
+            "/v1/reports/attendance": { "get": op("HR attendance report. Query: from, to (YYYY-MM-DD, at most 366 days), format (json|csv|xlsx), sheet (summary|days, for CSV), team (manager id), site (PROJECT_ID:SITE_ID), users (ids). Admins and HR: anyone; managers: their team", true, None, "Report (JSON), text/csv or XLSX") }
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+        paths.extend(more);
+    }
+    Json(doc)
 }

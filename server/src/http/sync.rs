@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, Auth};
-use crate::app::{AppState, LiveEvent};
+use crate::app::AppState;
 use crate::store::{PushItem, StoreError};
 use axum::Json;
 use axum::extract::State;
@@ -75,13 +75,7 @@ pub async fn push(
         .store
         .push(&auth.caller, auth.device, req.batch_id, items)
         .await?;
-    if let Some(seq) = out.new_seq {
-        state.announce(LiveEvent::Changed {
-            tenant: auth.caller.tenant,
-            seq,
-            audience: std::sync::Arc::new(out.audience),
-        });
-    }
+    state.announce_push(auth.caller.tenant, &out);
     Ok(Json(out.response))
 }
 

@@ -10,15 +10,19 @@
 //! documents they touch from their compacted snapshot and drop them when the transaction ends,
 //! so memory does not grow with the number of records stored.
 
+mod field;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+use chrono::NaiveDate;
 use fieldsync_sync::access::{Caller, Directory, Role};
+use fieldsync_sync::attendance::{Calendar, Shift};
 use fieldsync_sync::merge::Incoming;
 use fieldsync_sync::protocol::{Cursor, PullResponse, PushResponse, PushResult, RepairResponse};
 use fieldsync_sync::{DeviceId, DocId, TenantId, UserId};
-use std::collections::HashMap;
+use fieldsync_sync::{Direction, Policy, TrustLevel};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A failure of the storage layer. None of these are the client's fault; the HTTP layer logs
@@ -149,6 +153,231 @@ pub struct ProjectRow {
     pub updated_at: i64,
 }
 
+// ---- Field work: visits, attendance ----
+
+/// A shift as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ShiftRow {
+    pub id: String,
+    #[serde(flatten)]
+    pub shift: Shift,
+}
+
+/// A work calendar as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CalendarRow {
+    pub id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub calendar: Calendar,
+}
+
+/// Who works where, on which shift and calendar.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AssignmentRow {
+    pub user: String,
+    pub email: String,
+    pub project: String,
+    pub project_name: String,
+    pub site: String,
+    pub site_name: String,
+    pub timezone: String,
+    pub shift_id: String,
+    pub calendar_id: String,
+    /// The first day work is due under this assignment (`None`: no start).
+    pub starts_on: Option<NaiveDate>,
+    pub created_at: i64,
+}
+
+/// A punch (or an approved make-up) as attendance reads it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PunchRow {
+    pub id: String,
+    pub user: String,
+    pub at_ms: i64,
+    pub direction: Direction,
+    pub project: String,
+    pub site: String,
+    pub trust: TrustLevel,
+    pub makeup: bool,
+}
+
+/// A person, briefly.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Person {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub manager: Option<String>,
+    pub disabled: bool,
+}
+
+/// Everything an attendance report over a period needs, for a set of people.
+#[derive(Clone, Debug, Default)]
+pub struct AttendanceInputs {
+    pub people: Vec<Person>,
+    /// Per user, oldest first (the first is their primary assignment).
+    pub assignments: HashMap<String, Vec<AssignmentRow>>,
+    pub shifts: HashMap<String, Shift>,
+    pub calendars: HashMap<String, Calendar>,
+    /// user → date → kind of leave.
+    pub leave: HashMap<String, BTreeMap<NaiveDate, String>>,
+    /// (project, site) → site name.
+    pub site_names: HashMap<(String, String), String>,
+    /// Punches and approved make-ups in the period (with a day's margin each side), by time.
+    pub punches: Vec<PunchRow>,
+}
+
+/// A visit from the projection, with its graded check-in and check-out.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct VisitRow {
+    pub id: String,
+    pub customer_id: String,
+    pub customer_name: Option<String>,
+    pub rep_id: String,
+    pub planned_date: Option<String>,
+    pub purpose: String,
+    /// planned, open, closed, auto_closed or cancelled.
+    pub state: String,
+    pub check_in_at: Option<i64>,
+    pub check_out_at: Option<i64>,
+    /// For an auto-closed visit: when it was closed.
+    pub auto_closed_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+    pub next_follow_up: Option<String>,
+    pub review_status: String,
+    pub reviews: serde_json::Value,
+    pub check_in_verdict: Option<serde_json::Value>,
+    pub check_out_verdict: Option<serde_json::Value>,
+}
+
+/// Which visits to list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct VisitFilter {
+    pub rep: Option<String>,
+    pub customer: Option<String>,
+    /// planned, open, closed, auto_closed, cancelled.
+    pub state: Option<String>,
+    /// Check-in (or, for planned visits, planned date) from / to, ms.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// none, approved, commented.
+    pub review: Option<String>,
+}
+
+/// A graded field event.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FieldEventRow {
+    pub doc_id: String,
+    pub event: String,
+    pub user_id: String,
+    pub at_ms: i64,
+    pub device_time_ms: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub provider: String,
+    pub mock: bool,
+    pub customer_id: Option<String>,
+    pub project_id: Option<String>,
+    pub site_id: Option<String>,
+    pub direction: Option<String>,
+    pub target_name: Option<String>,
+    pub trust: String,
+    pub reasons: serde_json::Value,
+    pub distance_m: Option<f64>,
+    pub allowed_m: Option<f64>,
+    pub received_at: i64,
+}
+
+/// Which field events to list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct EventFilter {
+    pub user: Option<String>,
+    pub event: Option<String>,
+    pub trust: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// A photo from the projection, with the grade of its location evidence.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PhotoRow {
+    pub id: String,
+    pub author_id: String,
+    pub sha256: String,
+    pub size: i64,
+    pub mime: String,
+    pub attach_kind: String,
+    pub attach_id: String,
+    pub project_id: Option<String>,
+    pub site_id: Option<String>,
+    pub day: Option<String>,
+    pub captured_at: i64,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub caption: String,
+    pub tags: serde_json::Value,
+    /// pending, approved, rejected or retake: the latest review's decision.
+    pub status: String,
+    pub reviews: serde_json::Value,
+    pub comments: serde_json::Value,
+    pub trust: Option<String>,
+    pub reasons: Option<serde_json::Value>,
+}
+
+/// What the server learnt from a photo's bytes (see `crate::photo_media`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MediaRow {
+    pub sha256: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// The camera's capture time: UTC when `exif_time_zoned`, else its local clock read as UTC.
+    pub exif_time_ms: Option<i64>,
+    pub exif_time_zoned: bool,
+    pub exif_lat: Option<f64>,
+    pub exif_lon: Option<f64>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    /// 16 hex digits.
+    pub phash: Option<String>,
+    pub damaged: bool,
+    /// Why the bytes could not be read, if they could not.
+    pub error: Option<String>,
+}
+
+/// Which photos to list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct PhotoFilter {
+    pub project: Option<String>,
+    pub site: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub day: Option<String>,
+    pub author: Option<String>,
+    pub status: Option<String>,
+    /// Capture time from / to, ms.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// A make-up request from the projection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MakeupRow {
+    pub id: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub site_id: String,
+    pub direction: String,
+    pub at_ms: i64,
+    pub reason: String,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub comment: Option<String>,
+}
+
 /// What a push produced, besides its answer: the log position to announce to live phones.
 pub struct PushOutcome {
     pub response: PushResponse,
@@ -166,15 +395,22 @@ pub enum PushItem {
     Refused(PushResult),
 }
 
-/// The tenant's people, loaded once per push, answering the rules' questions.
-pub struct UserDirectory(pub HashMap<UserId, (Role, Option<UserId>, bool)>);
+/// The tenant's people (and project members), loaded once per push, answering the rules'
+/// questions.
+pub struct UserDirectory {
+    pub users: HashMap<UserId, (Role, Option<UserId>, bool)>,
+    pub projects: HashMap<DocId, Vec<UserId>>,
+}
 
 impl Directory for UserDirectory {
     fn active_role(&self, user: UserId) -> Option<Role> {
-        self.0.get(&user).filter(|u| !u.2).map(|u| u.0)
+        self.users.get(&user).filter(|u| !u.2).map(|u| u.0)
     }
     fn manager_of(&self, user: UserId) -> Option<UserId> {
-        self.0.get(&user).and_then(|u| u.1)
+        self.users.get(&user).and_then(|u| u.1)
+    }
+    fn project_members(&self, project: DocId) -> Vec<UserId> {
+        self.projects.get(&project).cloned().unwrap_or_default()
     }
 }
 
@@ -267,6 +503,88 @@ pub trait Store: Send + Sync + 'static {
     async fn customer(&self, caller: &Caller, id: DocId) -> Result<Option<CustomerRow>>;
     async fn list_projects(&self, caller: &Caller) -> Result<Vec<ProjectRow>>;
     async fn project(&self, caller: &Caller, id: DocId) -> Result<Option<ProjectRow>>;
+    // Field work: configuration (admin and HR routes check the role).
+    async fn field_policy(&self, tenant: TenantId) -> Result<Policy>;
+    async fn set_field_policy(&self, tenant: TenantId, policy: &Policy) -> Result<()>;
+    /// Stores a validated shift; a name already used is `Conflict`.
+    async fn create_shift(&self, tenant: TenantId, shift: &Shift) -> Result<ShiftRow>;
+    async fn list_shifts(&self, tenant: TenantId) -> Result<Vec<ShiftRow>>;
+    async fn create_calendar(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        calendar: &Calendar,
+    ) -> Result<CalendarRow>;
+    async fn list_calendars(&self, tenant: TenantId) -> Result<Vec<CalendarRow>>;
+    /// Assigns a user to a project site on a shift and calendar from `starts_on` (replacing the
+    /// shift, calendar and start of an existing assignment). Unknown user, site, shift or calendar: `NotFound`.
+    // One whole operation, each argument a different key of it.
+    #[allow(clippy::too_many_arguments)]
+    async fn assign_site(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        project: DocId,
+        site: &str,
+        shift_id: &str,
+        calendar_id: &str,
+        starts_on: Option<NaiveDate>,
+    ) -> Result<AssignmentRow>;
+    /// Removes an assignment; false if there was none.
+    async fn unassign_site(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        project: DocId,
+        site: &str,
+    ) -> Result<bool>;
+    async fn assignments(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+    ) -> Result<Vec<AssignmentRow>>;
+    /// Records leave for the given days (replacing what was there), or removes it (`kind` None).
+    async fn set_leave(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        days: &[NaiveDate],
+        kind: Option<&str>,
+    ) -> Result<()>;
+
+    // Field work: reads.
+    /// What an attendance report over `[from_ms, to_ms)` needs, for `users` (all if None).
+    async fn attendance_inputs(
+        &self,
+        tenant: TenantId,
+        users: Option<&[UserId]>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<AttendanceInputs>;
+    /// Visits `caller` may read (their own, their team's; admins all), newest first.
+    async fn list_visits(
+        &self,
+        caller: &Caller,
+        filter: &VisitFilter,
+        now: i64,
+    ) -> Result<Vec<VisitRow>>;
+    /// Graded field events `caller` may read (own, team's; admins and HR all), newest first.
+    async fn field_events(
+        &self,
+        caller: &Caller,
+        filter: &EventFilter,
+    ) -> Result<Vec<FieldEventRow>>;
+    /// Records what the bytes of a blob showed (once per blob; a second call replaces it).
+    async fn record_photo_media(&self, tenant: TenantId, media: &MediaRow) -> Result<()>;
+    /// What the bytes of these blobs showed, for those processed.
+    async fn photo_media(&self, tenant: TenantId, sha256: &[String]) -> Result<Vec<MediaRow>>;
+    /// Every photo of the tenant with a perceptual hash: (photo id, sha256, hash).
+    async fn photo_hashes(&self, tenant: TenantId) -> Result<Vec<(String, String, u64)>>;
+    /// Photos `caller` may read (as the records), newest first.
+    async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>>;
+    /// Make-up requests `caller` may read (own, team's; admins and HR all), newest first.
+    async fn list_makeups(&self, caller: &Caller, status: Option<&str>) -> Result<Vec<MakeupRow>>;
+
     /// Number of stored documents in a tenant (for status pages and benchmarks).
     async fn count_documents(&self, tenant: TenantId) -> Result<i64>;
 }

@@ -119,7 +119,8 @@ fn decide_each(
                         };
                     }
                     let before: BTreeSet<UserId> = acc.principals_before.iter().copied().collect();
-                    let after: BTreeSet<UserId> = acc.record.principals().into_iter().collect();
+                    let after: BTreeSet<UserId> =
+                        acc.record.principals_in(dir).into_iter().collect();
                     let mut log = Vec::new();
                     let principals_changed = acc.created || before != after;
                     if !acc.created && before != after {
@@ -201,7 +202,7 @@ fn decide_each(
 pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId> {
     let mut out = BTreeSet::new();
     for w in writes {
-        for p in w.record.principals() {
+        for p in w.record.principals_in(dir) {
             out.insert(p);
             out.extend(dir.manager_of(p));
         }
@@ -215,9 +216,9 @@ pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId>
     out.into_iter().collect()
 }
 
-/// Turns an accepted project whose customer does not exist into a rejection. The stored
-/// version (if any) goes back with it, so the phone returns to it instead of losing the project.
-pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>) {
+/// Turns an accepted decision into a rejection for `error`. The stored version (if any) goes
+/// back with it, so the phone returns to it instead of losing the record.
+pub(super) fn reject_decision(d: &mut Decision, stored: Option<&Vec<u8>>, error: Rejection) {
     if let (PushResult::Accepted { doc_id, .. }, Some(_)) = (&d.result, &d.write) {
         let heads = stored
             .and_then(|b| automerge::Automerge::load(b).ok())
@@ -225,10 +226,7 @@ pub(super) fn reject_unknown_customer(d: &mut Decision, stored: Option<&Vec<u8>>
             .unwrap_or_default();
         d.result = PushResult::Rejected {
             doc_id: *doc_id,
-            error: Rejection::new(
-                "unknown_customer",
-                "The project's customer does not exist in this company.",
-            ),
+            error,
             heads,
             doc: stored.cloned().map(B64),
         };
@@ -268,6 +266,33 @@ pub(super) fn fence_columns(f: Option<&Geofence>) -> FenceColumns {
     }
 }
 
+/// A site's geofence from its projection columns (the inverse of [`fence_columns`]).
+pub(super) fn fence_from_columns(
+    shape: Option<&str>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    radius: Option<f64>,
+    polygon: Option<&str>,
+) -> Result<Option<Geofence>, StoreError> {
+    use fieldsync_sync::GeoPoint;
+    Ok(match (shape, lat, lon, radius, polygon) {
+        (Some("circle"), Some(lat), Some(lon), Some(radius_m), _) => Some(Geofence::Circle {
+            center: GeoPoint { lat, lon },
+            radius_m,
+        }),
+        (Some("polygon"), _, _, _, Some(json)) => {
+            let pts: Vec<[f64; 2]> = serde_json::from_str(json).map_err(corrupt)?;
+            Some(Geofence::Polygon {
+                points: pts
+                    .into_iter()
+                    .map(|[lat, lon]| GeoPoint { lat, lon })
+                    .collect(),
+            })
+        }
+        _ => None,
+    })
+}
+
 pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -276,6 +301,8 @@ pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
 macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         use $crate::store::sql::{self, CHUNK, DocWrite, readable};
+        use $crate::store::field;
+        use fieldsync_sync::attendance::{Calendar, Shift};
         use $crate::store::*;
         use fieldsync_sync::access::{Caller, Role};
         use fieldsync_sync::merge::Incoming;
@@ -328,7 +355,16 @@ macro_rules! impl_store {
                 let manager = manager.map(|m| parse_id(&m)).transpose()?;
                 map.insert(id, (role, manager, r.try_get::<bool, _>("disabled")?));
             }
-            Ok(UserDirectory(map))
+            let mut projects: HashMap<DocId, Vec<UserId>> = HashMap::new();
+            for r in sqlx::query("SELECT project_id, user_id FROM project_members WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                let project: DocId = parse_id(&r.try_get::<String, _>("project_id")?)?;
+                projects.entry(project).or_default().push(parse_id(&r.try_get::<String, _>("user_id")?)?);
+            }
+            Ok(UserDirectory { users: map, projects })
         }
 
         /// Loads `column` of the given documents, keyed by doc id.
@@ -451,7 +487,7 @@ macro_rules! impl_store {
             for chunk in customers.chunks(CHUNK / 2) {
                 let mut qb = QueryBuilder::<$db>::new(
                     "INSERT INTO customers (tenant_id, id, name, customer_kind, phone, email, address, lat, lon, tier, lifecycle, \
-                     owner_id, created_by, tags, notes, conflicts, updated_at) ",
+                     owner_id, created_by, tags, notes, conflicts, updated_at, visit_radius_m) ",
                 );
                 qb.push_values(chunk, |mut b, (w, c)| {
                     b.push_bind(tenant).push_bind(w.doc_id.as_str()).push_bind(c.name.as_str()).push_bind(c.customer_kind.as_str())
@@ -459,7 +495,8 @@ macro_rules! impl_store {
                         .push_bind(c.location.map(|l| l.lat)).push_bind(c.location.map(|l| l.lon)).push_bind(c.tier.map(|t| t.as_str()))
                         .push_bind(c.lifecycle.as_str()).push_bind(c.owner.as_string()).push_bind(c.created_by.as_string())
                         .push_bind(serde_json::to_string(&c.tags).unwrap_or_default()).push_bind(c.notes.as_str())
-                        .push_bind(serde_json::to_string(&w.conflicts).unwrap_or_default()).push_bind(now);
+                        .push_bind(serde_json::to_string(&w.conflicts).unwrap_or_default()).push_bind(now)
+                        .push_bind(c.visit_radius_m);
                 });
                 qb.build().execute(&mut **tx).await?;
             }
@@ -519,6 +556,315 @@ macro_rules! impl_store {
                 qb.build().execute(&mut **tx).await?;
             }
             Ok(())
+        }
+
+        /// Rows of `select` (a `SELECT ... FROM table` over a table with `tenant_id`) whose `col`
+        /// is in `ids`, with `extra` (starting with AND, no binds) appended, queried in chunks.
+        async fn select_in(tx: &mut Tx, select: &str, col: &str, tenant: &str, ids: &[String], extra: &str) -> Result<Vec<DbRow>> {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new(format!("{select} WHERE tenant_id = "));
+                qb.push_bind(tenant).push(format!(" AND {col} IN ("));
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(format!("){extra}"));
+                rows.extend(qb.build().fetch_all(&mut **tx).await?);
+            }
+            Ok(rows)
+        }
+
+        /// The tenant's grading policy, or the defaults.
+        async fn field_policy<'e, E: sqlx::Executor<'e, Database = $db>>(conn: E, tenant: &str) -> Result<fieldsync_sync::Policy> {
+            let row = sqlx::query("SELECT policy FROM field_policies WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_optional(conn)
+                .await?;
+            match row {
+                Some(r) => serde_json::from_str(&r.try_get::<String, _>("policy")?).map_err(sql::corrupt),
+                None => Ok(fieldsync_sync::Policy::default()),
+            }
+        }
+
+        /// Loads what the field checks of a push need.
+        async fn load_field_context(tx: &mut Tx, tenant: &str, needs: &field::Needs, decisions: &[sql::Decision], now: i64) -> Result<field::FieldContext> {
+            let mut ctx = field::FieldContext { policy: field_policy(&mut **tx, tenant).await?, now_ms: now, ..Default::default() };
+            let projects: Vec<String> = needs.sites.iter().map(|(p, _)| p.clone()).collect::<HashSet<_>>().into_iter().collect();
+            for r in select_in(
+                tx,
+                "SELECT s.project_id, s.site_id, s.name, s.fence_shape, s.center_lat, s.center_lon, s.radius_m, s.polygon, \
+                 (SELECT p.name FROM projects p WHERE p.tenant_id = s.tenant_id AND p.id = s.project_id) AS project_name FROM project_sites s",
+                "s.project_id", tenant, &projects, "",
+            ).await? {
+                let shape: Option<String> = r.try_get("fence_shape")?;
+                let polygon: Option<String> = r.try_get("polygon")?;
+                let fence = sql::fence_from_columns(shape.as_deref(), r.try_get("center_lat")?, r.try_get("center_lon")?, r.try_get("radius_m")?, polygon.as_deref())?;
+                ctx.sites.insert(
+                    (r.try_get("project_id")?, r.try_get("site_id")?),
+                    field::SiteInfo { project_name: r.try_get::<Option<String>, _>("project_name")?.unwrap_or_default(), name: r.try_get("name")?, fence },
+                );
+            }
+            for r in select_in(tx, "SELECT id FROM projects", "id", tenant, &projects, "").await? {
+                ctx.projects.insert(r.try_get("id")?);
+            }
+            let visits: Vec<String> = needs.visits.iter().cloned().collect();
+            for r in select_in(tx, "SELECT id, customer_id FROM visits", "id", tenant, &visits, "").await? {
+                ctx.visit_customers.insert(r.try_get("id")?, r.try_get("customer_id")?);
+            }
+            let more: Vec<String> = ctx.visit_customers.values().filter(|c| !needs.customers.contains(*c)).cloned().collect();
+            let customers: Vec<String> = needs.customers.iter().cloned().chain(more).collect();
+            let users: Vec<String> = needs.users.iter().cloned().collect();
+            for r in select_in(tx, "SELECT user_id, project_id, site_id FROM site_assignments", "user_id", tenant, &users, "").await? {
+                ctx.assignments.insert((r.try_get("user_id")?, r.try_get("project_id")?, r.try_get("site_id")?));
+            }
+            for r in select_in(tx, "SELECT id, name, lat, lon, visit_radius_m FROM customers", "id", tenant, &customers, "").await? {
+                let (lat, lon): (Option<f64>, Option<f64>) = (r.try_get("lat")?, r.try_get("lon")?);
+                ctx.customers.insert(r.try_get("id")?, field::CustomerInfo {
+                    name: r.try_get("name")?,
+                    location: lat.zip(lon).map(|(lat, lon)| fieldsync_sync::GeoPoint { lat, lon }),
+                    radius_m: r.try_get("visit_radius_m")?,
+                });
+            }
+            // Customers and project sites created in this same push.
+            for d in decisions {
+                match d.write.as_ref().map(|w| &w.record) {
+                    Some(Record::Customer(c)) => {
+                        ctx.customers.insert(c.id.as_string(), field::CustomerInfo { name: c.name.clone(), location: c.location, radius_m: c.visit_radius_m });
+                    }
+                    Some(Record::Visit(v)) => {
+                        ctx.visit_customers.insert(v.id.as_string(), v.customer.as_string());
+                    }
+                    Some(Record::Project(p)) => {
+                        ctx.projects.insert(p.id.as_string());
+                        for s in &p.sites {
+                            ctx.sites.insert((p.id.as_string(), s.id.clone()), field::SiteInfo { project_name: p.name.clone(), name: s.name.clone(), fence: s.geofence.clone() });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if let Some((first, last)) = needs.span_ms {
+                let reach = ctx.policy.visit_auto_close_ms.max(0);
+                for r in select_in(
+                    tx,
+                    "SELECT id, rep_id, customer_id, check_in_at, check_out_at, auto_close_at FROM visits",
+                    "rep_id", tenant, &users,
+                    &format!(" AND cancelled = FALSE AND check_in_at IS NOT NULL AND check_in_at <= {} AND COALESCE(check_out_at, auto_close_at) >= {}", last.saturating_add(reach), first.saturating_sub(reach)),
+                ).await? {
+                    let from: i64 = r.try_get::<Option<i64>, _>("check_in_at")?.unwrap_or_default();
+                    let to: Option<i64> = r.try_get("check_out_at")?;
+                    let auto: Option<i64> = r.try_get("auto_close_at")?;
+                    let rep: String = r.try_get("rep_id")?;
+                    ctx.visit_spans.entry(rep).or_default().push(field::OpenSpan {
+                        visit: r.try_get("id")?,
+                        customer: r.try_get("customer_id")?,
+                        from_ms: from,
+                        to_ms: to.or(auto).unwrap_or(from).max(from + 1),
+                    });
+                }
+                const DAY: i64 = 86_400_000;
+                for r in select_in(
+                    tx,
+                    "SELECT user_id, at_ms, lat, lon, accuracy_m FROM field_events",
+                    "user_id", tenant, &users,
+                    &format!(" AND at_ms >= {} AND at_ms <= {}", first.saturating_sub(2 * DAY), last.saturating_add(2 * DAY)),
+                ).await? {
+                    ctx.recent.entry(r.try_get("user_id")?).or_default().push(fieldsync_sync::trust::PriorEvent {
+                        time_ms: r.try_get("at_ms")?,
+                        lat: r.try_get("lat")?,
+                        lon: r.try_get("lon")?,
+                        accuracy_m: r.try_get("accuracy_m")?,
+                    });
+                }
+            }
+            for r in select_in(tx, "SELECT doc_id, event FROM field_events", "doc_id", tenant, &needs.docs, "").await? {
+                let event: String = r.try_get("event")?;
+                let event = match event.as_str() {
+                    "visit_check_in" => "visit_check_in",
+                    "visit_check_out" => "visit_check_out",
+                    "photo" => "photo",
+                    _ => "punch",
+                };
+                ctx.graded.insert((r.try_get("doc_id")?, event));
+            }
+            Ok(ctx)
+        }
+
+        /// Writes the field rows of a push: graded events (once), visit and make-up projections.
+        async fn write_field(tx: &mut Tx, tenant: &str, fw: &field::FieldWrites, now: i64) -> Result<()> {
+            for chunk in fw.events.chunks(CHUNK / 4) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO field_events (tenant_id, doc_id, event, user_id, at_ms, device_time_ms, lat, lon, accuracy_m, provider, mock, \
+                     customer_id, project_id, site_id, direction, target_name, trust, reasons, distance_m, allowed_m, received_at) ",
+                );
+                qb.push_values(chunk, |mut b, e| {
+                    b.push_bind(tenant).push_bind(e.doc_id.as_str()).push_bind(e.event).push_bind(e.user.as_str())
+                        .push_bind(e.verdict.event_time_ms).push_bind(e.evidence.device_time_ms)
+                        .push_bind(e.evidence.lat).push_bind(e.evidence.lon).push_bind(e.evidence.accuracy_m)
+                        .push_bind(e.evidence.provider.as_str()).push_bind(e.evidence.mock)
+                        .push_bind(e.customer.as_deref()).push_bind(e.project.as_deref()).push_bind(e.site.as_deref())
+                        .push_bind(e.direction).push_bind(e.target_name.as_deref()).push_bind(e.verdict.level.as_str())
+                        .push_bind(serde_json::to_string(&e.verdict.reasons).unwrap_or_else(|_| "[]".into()))
+                        .push_bind(e.verdict.distance_m).push_bind(e.verdict.allowed_m).push_bind(now);
+                });
+                qb.push(" ON CONFLICT (tenant_id, doc_id, event) DO NOTHING");
+                qb.build().execute(&mut **tx).await?;
+            }
+            let vids: Vec<&str> = fw.visits.iter().map(|v| v.id.as_str()).collect();
+            delete_for_docs(tx, "visits", "id", tenant, &vids).await?;
+            for chunk in fw.visits.chunks(CHUNK / 4) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO visits (tenant_id, id, customer_id, rep_id, planned_date, purpose, cancelled, check_in_at, check_out_at, \
+                     auto_close_at, outcome, notes, next_follow_up, review_status, reviews, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, v| {
+                    b.push_bind(tenant).push_bind(v.id.as_str()).push_bind(v.customer.as_str()).push_bind(v.rep.as_str())
+                        .push_bind(v.planned_date.as_deref()).push_bind(v.purpose.as_str()).push_bind(v.cancelled)
+                        .push_bind(v.check_in_at).push_bind(v.check_out_at).push_bind(v.auto_close_at).push_bind(v.outcome)
+                        .push_bind(v.notes.as_deref()).push_bind(v.next_follow_up.as_deref()).push_bind(v.review_status)
+                        .push_bind(v.reviews.as_str()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let pids: Vec<&str> = fw.photos.iter().map(|p| p.id.as_str()).collect();
+            delete_for_docs(tx, "photos", "id", tenant, &pids).await?;
+            for chunk in fw.photos.chunks(CHUNK / 4) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO photos (tenant_id, id, author_id, sha256, size, mime, attach_kind, attach_id, project_id, site_id, day, \
+                     captured_at, lat, lon, accuracy_m, caption, tags, status, reviews, comments, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, p| {
+                    b.push_bind(tenant).push_bind(p.id.as_str()).push_bind(p.author.as_str()).push_bind(p.sha256.as_str())
+                        .push_bind(p.size).push_bind(p.mime.as_str()).push_bind(p.attach_kind).push_bind(p.attach_id.as_str())
+                        .push_bind(p.project.as_deref()).push_bind(p.site.as_deref()).push_bind(p.day.as_deref())
+                        .push_bind(p.captured_at).push_bind(p.point.map(|x| x.0)).push_bind(p.point.map(|x| x.1))
+                        .push_bind(p.point.map(|x| x.2)).push_bind(p.caption.as_str()).push_bind(p.tags.as_str())
+                        .push_bind(p.status).push_bind(p.reviews.as_str()).push_bind(p.comments.as_str()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let mids: Vec<&str> = fw.makeups.iter().map(|m| m.id.as_str()).collect();
+            delete_for_docs(tx, "makeups", "id", tenant, &mids).await?;
+            for chunk in fw.makeups.chunks(CHUNK / 4) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO makeups (tenant_id, id, user_id, project_id, site_id, direction, at_ms, reason, status, decided_by, decided_at, comment, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, m| {
+                    b.push_bind(tenant).push_bind(m.id.as_str()).push_bind(m.user.as_str()).push_bind(m.project.as_str())
+                        .push_bind(m.site.as_str()).push_bind(m.direction).push_bind(m.at_ms).push_bind(m.reason.as_str())
+                        .push_bind(m.status).push_bind(m.decided_by.as_deref()).push_bind(m.decided_at)
+                        .push_bind(m.comment.as_deref()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Appends "the row's `col` is the caller, or someone who reports to them" (unless `all`).
+        fn push_team(qb: &mut QueryBuilder<$db>, col: &str, caller: &Caller, all: bool) {
+            if all {
+                return;
+            }
+            qb.push(format!(" AND ({col} = ")).push_bind(caller.user.as_string());
+            qb.push(format!(" OR {col} IN (SELECT u.id FROM users u WHERE u.tenant_id = ")).push_bind(caller.tenant.as_string());
+            qb.push(" AND u.manager_id = ").push_bind(caller.user.as_string()).push("))");
+        }
+
+        fn shift_from_row(r: &DbRow) -> Result<Shift> {
+            let m = |c: &str| -> Result<u16> {
+                let v: i64 = r.try_get(c)?;
+                u16::try_from(v).map_err(sql::corrupt)
+            };
+            Ok(Shift {
+                name: r.try_get("name")?,
+                start_min: m("start_min")?,
+                end_min: m("end_min")?,
+                grace_late_min: m("grace_late_min")?,
+                grace_early_min: m("grace_early_min")?,
+                serious_late_min: m("serious_late_min")?,
+                absent_late_min: m("absent_late_min")?,
+                window_before_min: m("window_before_min")?,
+                window_after_min: m("window_after_min")?,
+                break_min: m("break_min")?,
+                required_min: m("required_min")?,
+            })
+        }
+
+        /// The tenant's calendars with their days, and the number of day rows.
+        async fn load_calendars(pool: &sqlx::Pool<$db>, tenant: &str) -> Result<(Vec<CalendarRow>, usize)> {
+            let mut out = Vec::new();
+            for r in sqlx::query("SELECT id, name, workdays FROM calendars WHERE tenant_id = $1 ORDER BY name")
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?
+            {
+                let flags: String = r.try_get("workdays")?;
+                let mut workdays = [false; 7];
+                for (i, c) in flags.chars().take(7).enumerate() {
+                    workdays[i] = c == '1';
+                }
+                out.push(CalendarRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    calendar: Calendar { workdays, ..Calendar::default() },
+                });
+            }
+            let days = sqlx::query("SELECT calendar_id, day, kind, name FROM calendar_days WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?;
+            for r in &days {
+                let id: String = r.try_get("calendar_id")?;
+                let day: chrono::NaiveDate = r.try_get::<String, _>("day")?.parse().map_err(sql::corrupt)?;
+                let kind: String = r.try_get("kind")?;
+                if let Some(c) = out.iter_mut().find(|c| c.id == id) {
+                    if kind == "holiday" {
+                        c.calendar.holidays.insert(day, r.try_get("name")?);
+                    } else {
+                        c.calendar.extra_workdays.insert(day);
+                    }
+                }
+            }
+            Ok((out, days.len()))
+        }
+
+        /// Assignments with their names, oldest first; one user's if `user` is given.
+        async fn load_assignments(pool: &sqlx::Pool<$db>, tenant: &str, user: Option<&str>) -> Result<Vec<AssignmentRow>> {
+            let rows = sqlx::query(
+                "SELECT a.user_id, a.project_id, a.site_id, a.shift_id, a.calendar_id, a.starts_on, a.created_at, \
+                 COALESCE(u.email, '') AS email, COALESCE(p.name, '') AS project_name, COALESCE(s.name, a.site_id) AS site_name, \
+                 COALESCE(s.timezone, 'UTC') AS timezone \
+                 FROM site_assignments a \
+                 LEFT JOIN users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id \
+                 LEFT JOIN projects p ON p.tenant_id = a.tenant_id AND p.id = a.project_id \
+                 LEFT JOIN project_sites s ON s.tenant_id = a.tenant_id AND s.project_id = a.project_id AND s.site_id = a.site_id \
+                 WHERE a.tenant_id = $1 AND ($2 = '' OR a.user_id = $2) ORDER BY a.user_id, a.created_at, a.project_id, a.site_id",
+            )
+            .bind(tenant)
+            .bind(user.unwrap_or(""))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AssignmentRow {
+                        user: r.try_get("user_id")?,
+                        email: r.try_get("email")?,
+                        project: r.try_get("project_id")?,
+                        project_name: r.try_get("project_name")?,
+                        site: r.try_get("site_id")?,
+                        site_name: r.try_get("site_name")?,
+                        timezone: r.try_get("timezone")?,
+                        shift_id: r.try_get("shift_id")?,
+                        calendar_id: r.try_get("calendar_id")?,
+                        starts_on: r
+                            .try_get::<Option<String>, _>("starts_on")?
+                            .map(|d| d.parse().map_err(sql::corrupt))
+                            .transpose()?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .collect()
         }
 
         /// A query over what `caller` may read: binds `$1` (tenant), `$2` (user) and `$3`
@@ -895,16 +1241,29 @@ macro_rules! impl_store {
                         };
                         if missing {
                             let id = d.result.doc_id().as_string();
-                            sql::reject_unknown_customer(d, stored.get(&id));
+                            sql::reject_decision(
+                                d,
+                                stored.get(&id),
+                                fieldsync_sync::Rejection::new("unknown_customer", "The project's customer does not exist in this company."),
+                            );
                         }
                     }
                 }
+
+                // Field records: checks that need the server's tables, and grading.
+                let now = now_ms();
+                let field_writes = if field::touches_field(&decisions) {
+                    let needs = field::needs(&decisions);
+                    let mut ctx = load_field_context(&mut tx, &tenant, &needs, &decisions, now).await?;
+                    Some(field::check(&mut decisions, &stored, &mut ctx))
+                } else {
+                    None
+                };
 
                 let decided = std::time::Instant::now();
                 let writes: Vec<&DocWrite> = decisions.iter().filter_map(|d| d.write.as_ref()).collect();
                 let audience = sql::audience(&writes, &dir);
                 let entries: i64 = writes.iter().map(|w| w.log.len() as i64).sum();
-                let now = now_ms();
                 let mut new_seq = None;
                 if entries > 0 {
                     let row = sqlx::query("UPDATE tenants SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
@@ -915,6 +1274,9 @@ macro_rules! impl_store {
                     let last: i64 = row.try_get("log_seq")?;
                     write_docs(&mut tx, &tenant, &device.as_string(), &writes, last - entries + 1, now).await?;
                     new_seq = Some(last);
+                }
+                if let Some(fw) = &field_writes {
+                    write_field(&mut tx, &tenant, fw, now).await?;
                 }
                 let written = std::time::Instant::now();
                 let response = PushResponse { v: PROTOCOL_VERSION, batch_id, results: decisions.into_iter().map(|d| d.result).collect() };
@@ -987,13 +1349,13 @@ macro_rules! impl_store {
                             if bytes >= max_bytes && (full || items.len() % 256 != 0 || !rows.is_empty()) {
                                 // Page full: continue from here next time (an empty next page is harmless).
                                 let cursor = Cursor::Bootstrap { seq, after: parse_id(&after)? };
-                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: cursor.encode(), more: true });
+                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: cursor.encode(), more: true, server_time_ms: now_ms() });
                             }
                             if !full {
                                 break;
                             }
                         }
-                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq }.encode(), more: false })
+                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq }.encode(), more: false, server_time_ms: now_ms() })
                     }
                     Cursor::Log { seq } => {
                         if seq > head {
@@ -1012,7 +1374,7 @@ macro_rules! impl_store {
                         let mut last = seq;
                         for r in &rows {
                             if bytes >= max_bytes {
-                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: last }.encode(), more: true });
+                                return Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: last }.encode(), more: true, server_time_ms: now_ms() });
                             }
                             last = r.try_get("seq")?;
                             let doc_id: DocId = parse_id(&r.try_get::<String, _>("doc_id")?)?;
@@ -1047,7 +1409,7 @@ macro_rules! impl_store {
                             }
                         }
                         let cursor = if full { last } else { head };
-                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: cursor }.encode(), more: full })
+                        Ok(PullResponse { v: PROTOCOL_VERSION, items, cursor: Cursor::Log { seq: cursor }.encode(), more: full, server_time_ms: now_ms() })
                     }
                 }
             }
@@ -1218,6 +1580,526 @@ macro_rules! impl_store {
                     milestones,
                     updated_at: r.try_get("updated_at")?,
                 }))
+            }
+
+            async fn field_policy(&self, tenant: TenantId) -> Result<fieldsync_sync::Policy> {
+                field_policy(&self.pool, &tenant.as_string()).await
+            }
+
+            async fn set_field_policy(&self, tenant: TenantId, policy: &fieldsync_sync::Policy) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO field_policies (tenant_id, policy, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+                )
+                .bind(tenant.as_string())
+                .bind(serde_json::to_string(policy).map_err(sql::corrupt)?)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn create_shift(&self, tenant: TenantId, shift: &Shift) -> Result<ShiftRow> {
+                let id = uuid::Uuid::now_v7().to_string();
+                let res = sqlx::query(
+                    "INSERT INTO shifts (tenant_id, id, name, start_min, end_min, grace_late_min, grace_early_min, serious_late_min, \
+                     absent_late_min, window_before_min, window_after_min, break_min, required_min, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(tenant.as_string()).bind(&id).bind(shift.name.trim())
+                .bind(i64::from(shift.start_min)).bind(i64::from(shift.end_min)).bind(i64::from(shift.grace_late_min))
+                .bind(i64::from(shift.grace_early_min)).bind(i64::from(shift.serious_late_min)).bind(i64::from(shift.absent_late_min))
+                .bind(i64::from(shift.window_before_min)).bind(i64::from(shift.window_after_min)).bind(i64::from(shift.break_min))
+                .bind(i64::from(shift.required_min)).bind(now_ms())
+                .execute(&self.pool)
+                .await;
+                match res {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StoreError::Conflict(format!("a shift named '{}'", shift.name.trim())))
+                    }
+                    Err(e) => Err(e.into()),
+                    Ok(_) => Ok(ShiftRow { id, shift: Shift { name: shift.name.trim().to_owned(), ..shift.clone() } }),
+                }
+            }
+
+            async fn list_shifts(&self, tenant: TenantId) -> Result<Vec<ShiftRow>> {
+                let rows = sqlx::query("SELECT * FROM shifts WHERE tenant_id = $1 ORDER BY name")
+                    .bind(tenant.as_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok(ShiftRow { id: r.try_get("id")?, shift: shift_from_row(r)? })).collect()
+            }
+
+            async fn create_calendar(&self, tenant: TenantId, name: &str, calendar: &Calendar) -> Result<CalendarRow> {
+                let id = uuid::Uuid::now_v7().to_string();
+                let tenant_s = tenant.as_string();
+                let mut tx = self.pool.begin().await?;
+                let res = sqlx::query("INSERT INTO calendars (tenant_id, id, name, workdays, created_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&tenant_s).bind(&id).bind(name.trim())
+                    .bind(calendar.workdays.iter().map(|w| if *w { '1' } else { '0' }).collect::<String>())
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await;
+                match res {
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::Conflict(format!("a calendar named '{}'", name.trim())));
+                    }
+                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                }
+                let days: Vec<(String, &str, String)> = calendar.holidays.iter().map(|(d, n)| (d.to_string(), "holiday", n.clone()))
+                    .chain(calendar.extra_workdays.iter().map(|d| (d.to_string(), "workday", String::new())))
+                    .collect();
+                for chunk in days.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO calendar_days (tenant_id, calendar_id, day, kind, name) ");
+                    qb.push_values(chunk, |mut b, (d, k, n)| {
+                        b.push_bind(&tenant_s).push_bind(&id).push_bind(d.as_str()).push_bind(*k).push_bind(n.as_str());
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(CalendarRow { id, name: name.trim().to_owned(), calendar: calendar.clone() })
+            }
+
+            async fn list_calendars(&self, tenant: TenantId) -> Result<Vec<CalendarRow>> {
+                let (calendars, _) = load_calendars(&self.pool, &tenant.as_string()).await?;
+                Ok(calendars)
+            }
+
+            async fn assign_site(&self, tenant: TenantId, user: UserId, project: DocId, site: &str, shift_id: &str, calendar_id: &str, starts_on: Option<chrono::NaiveDate>) -> Result<AssignmentRow> {
+                let t = tenant.as_string();
+                let mut tx = self.pool.begin().await?;
+                let checks = [
+                    ("user", "SELECT 1 AS x FROM users WHERE tenant_id = $1 AND id = $2 AND $3 = $3", user.as_string(), String::new()),
+                    ("site", "SELECT 1 AS x FROM project_sites WHERE tenant_id = $1 AND project_id = $2 AND site_id = $3", project.as_string(), site.to_owned()),
+                    ("shift", "SELECT 1 AS x FROM shifts WHERE tenant_id = $1 AND id = $2 AND $3 = $3", shift_id.to_owned(), String::new()),
+                    ("calendar", "SELECT 1 AS x FROM calendars WHERE tenant_id = $1 AND id = $2 AND $3 = $3", calendar_id.to_owned(), String::new()),
+                ];
+                for (what, q, a, b) in checks {
+                    let found = sqlx::query(q).bind(&t).bind(&a).bind(&b).fetch_optional(&mut *tx).await?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound(what.to_owned()));
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO site_assignments (tenant_id, user_id, project_id, site_id, shift_id, calendar_id, starts_on, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, user_id, project_id, site_id) \
+                     DO UPDATE SET shift_id = excluded.shift_id, calendar_id = excluded.calendar_id, starts_on = excluded.starts_on",
+                )
+                .bind(&t).bind(user.as_string()).bind(project.as_string()).bind(site).bind(shift_id).bind(calendar_id)
+                .bind(starts_on.map(|d| d.to_string())).bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut all = load_assignments(&self.pool, &t, Some(&user.as_string())).await?;
+                all.retain(|a| a.project == project.as_string() && a.site == site);
+                all.pop().ok_or_else(|| StoreError::NotFound("assignment".into()))
+            }
+
+            async fn unassign_site(&self, tenant: TenantId, user: UserId, project: DocId, site: &str) -> Result<bool> {
+                let res = sqlx::query("DELETE FROM site_assignments WHERE tenant_id = $1 AND user_id = $2 AND project_id = $3 AND site_id = $4")
+                    .bind(tenant.as_string()).bind(user.as_string()).bind(project.as_string()).bind(site)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(res.rows_affected() > 0)
+            }
+
+            async fn assignments(&self, tenant: TenantId, user: Option<UserId>) -> Result<Vec<AssignmentRow>> {
+                load_assignments(&self.pool, &tenant.as_string(), user.map(|u| u.as_string()).as_deref()).await
+            }
+
+            async fn set_leave(&self, tenant: TenantId, user: UserId, days: &[chrono::NaiveDate], kind: Option<&str>) -> Result<()> {
+                let t = tenant.as_string();
+                let u = user.as_string();
+                let mut tx = self.pool.begin().await?;
+                for d in days {
+                    sqlx::query("DELETE FROM leave_days WHERE tenant_id = $1 AND user_id = $2 AND day = $3")
+                        .bind(&t).bind(&u).bind(d.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(k) = kind {
+                        sqlx::query("INSERT INTO leave_days (tenant_id, user_id, day, kind) VALUES ($1, $2, $3, $4)")
+                            .bind(&t).bind(&u).bind(d.to_string()).bind(k)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn attendance_inputs(&self, tenant: TenantId, users: Option<&[UserId]>, from_ms: i64, to_ms: i64) -> Result<AttendanceInputs> {
+                let t = tenant.as_string();
+                let wanted: Option<HashSet<String>> = users.map(|u| u.iter().map(|u| u.as_string()).collect());
+                let keep = |u: &str| wanted.as_ref().is_none_or(|w| w.contains(u));
+                let mut out = AttendanceInputs::default();
+                for r in sqlx::query("SELECT id, email, role, manager_id, disabled FROM users WHERE tenant_id = $1 ORDER BY email")
+                    .bind(&t)
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    let id: String = r.try_get("id")?;
+                    if keep(&id) {
+                        out.people.push(Person {
+                            id,
+                            email: r.try_get("email")?,
+                            role: r.try_get::<String, _>("role")?.parse().map_err(sql::corrupt)?,
+                            manager: r.try_get("manager_id")?,
+                            disabled: r.try_get("disabled")?,
+                        });
+                    }
+                }
+                for a in load_assignments(&self.pool, &t, None).await? {
+                    if keep(&a.user) {
+                        out.assignments.entry(a.user.clone()).or_default().push(a);
+                    }
+                }
+                for s in self.list_shifts(tenant).await? {
+                    out.shifts.insert(s.id, s.shift);
+                }
+                let (calendars, _) = load_calendars(&self.pool, &t).await?;
+                for c in calendars {
+                    out.calendars.insert(c.id, c.calendar);
+                }
+                for r in sqlx::query("SELECT user_id, day, kind FROM leave_days WHERE tenant_id = $1")
+                    .bind(&t)
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    let user: String = r.try_get("user_id")?;
+                    if keep(&user)
+                        && let Ok(day) = r.try_get::<String, _>("day")?.parse::<chrono::NaiveDate>()
+                    {
+                        out.leave.entry(user).or_default().insert(day, r.try_get("kind")?);
+                    }
+                }
+                for r in sqlx::query("SELECT project_id, site_id, name FROM project_sites WHERE tenant_id = $1")
+                    .bind(&t)
+                    .fetch_all(&self.pool)
+                    .await?
+                {
+                    out.site_names.insert((r.try_get("project_id")?, r.try_get("site_id")?), r.try_get("name")?);
+                }
+                // Streamed: a month of a large tenant is a hundred thousand rows or more, and
+                // only the compact rows are kept.
+                {
+                    use futures_util::TryStreamExt;
+                    let mut rows = sqlx::query(
+                        "SELECT doc_id, user_id, at_ms, direction, project_id, site_id, trust FROM field_events \
+                         WHERE tenant_id = $1 AND event = 'punch' AND at_ms >= $2 AND at_ms < $3",
+                    )
+                    .bind(&t)
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch(&self.pool);
+                    while let Some(r) = rows.try_next().await? {
+                        let user: String = r.try_get("user_id")?;
+                        if !keep(&user) {
+                            continue;
+                        }
+                        out.punches.push(PunchRow {
+                            id: r.try_get("doc_id")?,
+                            user,
+                            at_ms: r.try_get("at_ms")?,
+                            direction: r.try_get::<Option<String>, _>("direction")?.unwrap_or_default().parse().map_err(sql::corrupt)?,
+                            project: r.try_get::<Option<String>, _>("project_id")?.unwrap_or_default(),
+                            site: r.try_get::<Option<String>, _>("site_id")?.unwrap_or_default(),
+                            trust: r.try_get::<String, _>("trust")?.parse().map_err(sql::corrupt)?,
+                            makeup: false,
+                        });
+                    }
+                }
+                for r in sqlx::query(
+                    "SELECT id, user_id, at_ms, direction, project_id, site_id FROM makeups \
+                     WHERE tenant_id = $1 AND status = 'approved' AND at_ms >= $2 AND at_ms < $3",
+                )
+                .bind(&t)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?
+                {
+                    let user: String = r.try_get("user_id")?;
+                    if !keep(&user) {
+                        continue;
+                    }
+                    out.punches.push(PunchRow {
+                        id: r.try_get("id")?,
+                        user,
+                        at_ms: r.try_get("at_ms")?,
+                        direction: r.try_get::<String, _>("direction")?.parse().map_err(sql::corrupt)?,
+                        project: r.try_get("project_id")?,
+                        site: r.try_get("site_id")?,
+                        trust: fieldsync_sync::TrustLevel::Verified,
+                        makeup: true,
+                    });
+                }
+                out.punches.sort_by(|a, b| (a.user.as_str(), a.at_ms).cmp(&(b.user.as_str(), b.at_ms)));
+                Ok(out)
+            }
+
+            async fn list_visits(&self, caller: &Caller, filter: &VisitFilter, now: i64) -> Result<Vec<VisitRow>> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT v.*, (SELECT c.name FROM customers c WHERE c.tenant_id = v.tenant_id AND c.id = v.customer_id) AS customer_name, \
+                     (SELECT e.trust || '|' || e.reasons FROM field_events e WHERE e.tenant_id = v.tenant_id AND e.doc_id = v.id AND e.event = 'visit_check_in') AS in_verdict, \
+                     (SELECT e.trust || '|' || e.reasons FROM field_events e WHERE e.tenant_id = v.tenant_id AND e.doc_id = v.id AND e.event = 'visit_check_out') AS out_verdict \
+                     FROM visits v WHERE v.tenant_id = ",
+                );
+                qb.push_bind(caller.tenant.as_string());
+                push_team(&mut qb, "v.rep_id", caller, caller.role == Role::Admin);
+                if let Some(r) = &filter.rep {
+                    qb.push(" AND v.rep_id = ").push_bind(r.clone());
+                }
+                if let Some(c) = &filter.customer {
+                    qb.push(" AND v.customer_id = ").push_bind(c.clone());
+                }
+                if let Some(f) = filter.from {
+                    qb.push(" AND v.check_in_at >= ").push_bind(f);
+                }
+                if let Some(t) = filter.to {
+                    qb.push(" AND v.check_in_at < ").push_bind(t);
+                }
+                if let Some(r) = &filter.review {
+                    qb.push(" AND v.review_status = ").push_bind(r.clone());
+                }
+                qb.push(" ORDER BY COALESCE(v.check_in_at, 0) DESC, v.planned_date DESC, v.id DESC LIMIT 2000");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                let verdict = |raw: Option<String>| -> Option<serde_json::Value> {
+                    let raw = raw?;
+                    let (trust, reasons) = raw.split_once('|')?;
+                    Some(serde_json::json!({ "trust": trust, "reasons": serde_json::from_str::<serde_json::Value>(reasons).unwrap_or_default() }))
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let cancelled: bool = r.try_get("cancelled")?;
+                    let check_in_at: Option<i64> = r.try_get("check_in_at")?;
+                    let check_out_at: Option<i64> = r.try_get("check_out_at")?;
+                    let auto_close_at: Option<i64> = r.try_get("auto_close_at")?;
+                    let (state, auto_closed_at) = if cancelled {
+                        ("cancelled", None)
+                    } else if check_out_at.is_some() {
+                        ("closed", None)
+                    } else if check_in_at.is_some() {
+                        match auto_close_at {
+                            Some(a) if a <= now => ("auto_closed", Some(a)),
+                            _ => ("open", None),
+                        }
+                    } else {
+                        ("planned", None)
+                    };
+                    if filter.state.as_deref().is_some_and(|s| s != state) {
+                        continue;
+                    }
+                    let reviews: String = r.try_get("reviews")?;
+                    out.push(VisitRow {
+                        id: r.try_get("id")?,
+                        customer_id: r.try_get("customer_id")?,
+                        customer_name: r.try_get("customer_name")?,
+                        rep_id: r.try_get("rep_id")?,
+                        planned_date: r.try_get("planned_date")?,
+                        purpose: r.try_get("purpose")?,
+                        state: state.to_owned(),
+                        check_in_at,
+                        check_out_at,
+                        auto_closed_at,
+                        outcome: r.try_get("outcome")?,
+                        notes: r.try_get("notes")?,
+                        next_follow_up: r.try_get("next_follow_up")?,
+                        review_status: r.try_get("review_status")?,
+                        reviews: serde_json::from_str(&reviews).map_err(sql::corrupt)?,
+                        check_in_verdict: verdict(r.try_get("in_verdict")?),
+                        check_out_verdict: verdict(r.try_get("out_verdict")?),
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn field_events(&self, caller: &Caller, filter: &EventFilter) -> Result<Vec<FieldEventRow>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT * FROM field_events e WHERE e.tenant_id = ");
+                qb.push_bind(caller.tenant.as_string());
+                push_team(&mut qb, "e.user_id", caller, matches!(caller.role, Role::Admin | Role::Hr));
+                if let Some(u) = &filter.user {
+                    qb.push(" AND e.user_id = ").push_bind(u.clone());
+                }
+                if let Some(ev) = &filter.event {
+                    qb.push(" AND e.event = ").push_bind(ev.clone());
+                }
+                if let Some(tr) = &filter.trust {
+                    qb.push(" AND e.trust = ").push_bind(tr.clone());
+                }
+                if let Some(f) = filter.from {
+                    qb.push(" AND e.at_ms >= ").push_bind(f);
+                }
+                if let Some(t) = filter.to {
+                    qb.push(" AND e.at_ms < ").push_bind(t);
+                }
+                qb.push(" ORDER BY e.at_ms DESC LIMIT 5000");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let reasons: String = r.try_get("reasons")?;
+                        Ok(FieldEventRow {
+                            doc_id: r.try_get("doc_id")?,
+                            event: r.try_get("event")?,
+                            user_id: r.try_get("user_id")?,
+                            at_ms: r.try_get("at_ms")?,
+                            device_time_ms: r.try_get("device_time_ms")?,
+                            lat: r.try_get("lat")?,
+                            lon: r.try_get("lon")?,
+                            accuracy_m: r.try_get("accuracy_m")?,
+                            provider: r.try_get("provider")?,
+                            mock: r.try_get("mock")?,
+                            customer_id: r.try_get("customer_id")?,
+                            project_id: r.try_get("project_id")?,
+                            site_id: r.try_get("site_id")?,
+                            direction: r.try_get("direction")?,
+                            target_name: r.try_get("target_name")?,
+                            trust: r.try_get("trust")?,
+                            reasons: serde_json::from_str(&reasons).map_err(sql::corrupt)?,
+                            distance_m: r.try_get("distance_m")?,
+                            allowed_m: r.try_get("allowed_m")?,
+                            received_at: r.try_get("received_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_photo_media(&self, tenant: TenantId, m: &MediaRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO photo_media (tenant_id, sha256, width, height, exif_time_ms, exif_lat, exif_lon, make, model, phash, damaged, error, processed_at, exif_time_zoned) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant_id, sha256) DO UPDATE SET \
+                     width = excluded.width, height = excluded.height, exif_time_ms = excluded.exif_time_ms, exif_time_zoned = excluded.exif_time_zoned, exif_lat = excluded.exif_lat, \
+                     exif_lon = excluded.exif_lon, make = excluded.make, model = excluded.model, phash = excluded.phash, \
+                     damaged = excluded.damaged, error = excluded.error, processed_at = excluded.processed_at",
+                )
+                .bind(tenant.as_string()).bind(&m.sha256).bind(m.width).bind(m.height).bind(m.exif_time_ms)
+                .bind(m.exif_lat).bind(m.exif_lon).bind(m.make.as_deref()).bind(m.model.as_deref()).bind(m.phash.as_deref())
+                .bind(m.damaged).bind(m.error.as_deref()).bind(now_ms()).bind(m.exif_time_zoned)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn photo_media(&self, tenant: TenantId, sha256: &[String]) -> Result<Vec<MediaRow>> {
+                let mut tx = self.pool.begin().await?;
+                let rows = select_in(&mut tx, "SELECT * FROM photo_media", "sha256", &tenant.as_string(), sha256, "").await?;
+                tx.rollback().await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(MediaRow {
+                            sha256: r.try_get("sha256")?,
+                            width: r.try_get("width")?,
+                            height: r.try_get("height")?,
+                            exif_time_ms: r.try_get("exif_time_ms")?,
+                            exif_time_zoned: r.try_get("exif_time_zoned")?,
+                            exif_lat: r.try_get("exif_lat")?,
+                            exif_lon: r.try_get("exif_lon")?,
+                            make: r.try_get("make")?,
+                            model: r.try_get("model")?,
+                            phash: r.try_get("phash")?,
+                            damaged: r.try_get("damaged")?,
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn photo_hashes(&self, tenant: TenantId) -> Result<Vec<(String, String, u64)>> {
+                let rows = sqlx::query(
+                    "SELECT p.id, p.sha256, m.phash FROM photos p JOIN photo_media m ON m.tenant_id = p.tenant_id AND m.sha256 = p.sha256 \
+                     WHERE p.tenant_id = $1 AND m.phash IS NOT NULL",
+                )
+                .bind(tenant.as_string())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let h: String = r.try_get("phash")?;
+                    if let Ok(h) = u64::from_str_radix(&h, 16) {
+                        out.push((r.try_get("id")?, r.try_get("sha256")?, h));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>> {
+                let sql = format!(
+                    "SELECT p.*, e.trust AS ev_trust, e.reasons AS ev_reasons FROM photos p \
+                     LEFT JOIN field_events e ON e.tenant_id = p.tenant_id AND e.doc_id = p.id AND e.event = 'photo' \
+                     WHERE p.tenant_id = $1 AND {} \
+                     AND ($4 = '' OR p.project_id = $4) AND ($5 = '' OR p.site_id = $5) AND ($6 = '' OR p.day = $6) \
+                     AND ($7 = '' OR p.author_id = $7) AND ($8 = '' OR p.status = $8) \
+                     AND p.captured_at >= $9 AND p.captured_at < $10 \
+                     ORDER BY p.captured_at DESC, p.id DESC LIMIT 5000",
+                    readable("p.id")
+                );
+                let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+                let rows = for_reader(sql, caller)
+                    .bind(opt(&filter.project))
+                    .bind(opt(&filter.site))
+                    .bind(opt(&filter.day))
+                    .bind(opt(&filter.author))
+                    .bind(opt(&filter.status))
+                    .bind(filter.from.unwrap_or(i64::MIN))
+                    .bind(filter.to.unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let json = |t: String| serde_json::from_str::<serde_json::Value>(&t).map_err(sql::corrupt);
+                rows.iter()
+                    .map(|r| {
+                        Ok(PhotoRow {
+                            id: r.try_get("id")?,
+                            author_id: r.try_get("author_id")?,
+                            sha256: r.try_get("sha256")?,
+                            size: r.try_get("size")?,
+                            mime: r.try_get("mime")?,
+                            attach_kind: r.try_get("attach_kind")?,
+                            attach_id: r.try_get("attach_id")?,
+                            project_id: r.try_get("project_id")?,
+                            site_id: r.try_get("site_id")?,
+                            day: r.try_get("day")?,
+                            captured_at: r.try_get("captured_at")?,
+                            lat: r.try_get("lat")?,
+                            lon: r.try_get("lon")?,
+                            accuracy_m: r.try_get("accuracy_m")?,
+                            caption: r.try_get("caption")?,
+                            tags: json(r.try_get("tags")?)?,
+                            status: r.try_get("status")?,
+                            reviews: json(r.try_get("reviews")?)?,
+                            comments: json(r.try_get("comments")?)?,
+                            trust: r.try_get("ev_trust")?,
+                            reasons: r.try_get::<Option<String>, _>("ev_reasons")?.map(json).transpose()?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn list_makeups(&self, caller: &Caller, status: Option<&str>) -> Result<Vec<MakeupRow>> {
+                let mut qb = QueryBuilder::<$db>::new("SELECT * FROM makeups m WHERE m.tenant_id = ");
+                qb.push_bind(caller.tenant.as_string());
+                push_team(&mut qb, "m.user_id", caller, matches!(caller.role, Role::Admin | Role::Hr));
+                if let Some(s) = status {
+                    qb.push(" AND m.status = ").push_bind(s.to_owned());
+                }
+                qb.push(" ORDER BY m.at_ms DESC LIMIT 2000");
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(MakeupRow {
+                            id: r.try_get("id")?,
+                            user_id: r.try_get("user_id")?,
+                            project_id: r.try_get("project_id")?,
+                            site_id: r.try_get("site_id")?,
+                            direction: r.try_get("direction")?,
+                            at_ms: r.try_get("at_ms")?,
+                            reason: r.try_get("reason")?,
+                            status: r.try_get("status")?,
+                            decided_by: r.try_get("decided_by")?,
+                            decided_at: r.try_get("decided_at")?,
+                            comment: r.try_get("comment")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn count_documents(&self, tenant: TenantId) -> Result<i64> {

@@ -42,6 +42,9 @@ pub struct Customer {
     pub email: Option<String>,
     pub address: Option<String>,
     pub location: Option<GeoPoint>,
+    /// How far from `location` a visit check-in counts as on site (metres, 100-3000); the
+    /// tenant's default when absent.
+    pub visit_radius_m: Option<f64>,
     pub tier: Option<Tier>,
     pub lifecycle: Lifecycle,
     /// The rep the customer is assigned to.
@@ -66,6 +69,7 @@ impl Customer {
             email: None,
             address: None,
             location: None,
+            visit_radius_m: None,
             tier: None,
             lifecycle: Lifecycle::Prospect,
             owner: creator,
@@ -125,6 +129,7 @@ impl Customer {
             email: r.opt_str(root, "email", "email")?,
             address: r.opt_str(root, "address", "address")?,
             location,
+            visit_radius_m: r.opt_f64(root, "visit_radius_m", "visit_radius_m")?,
             tier: r
                 .opt_str(root, "tier", "tier")?
                 .map(|t| t.parse())
@@ -150,6 +155,7 @@ impl Customer {
         docio::put_opt(tx, &ROOT, "address", self.address.as_deref())?;
         docio::put_opt(tx, &ROOT, "lat", self.location.map(|l| l.lat))?;
         docio::put_opt(tx, &ROOT, "lon", self.location.map(|l| l.lon))?;
+        docio::put_opt(tx, &ROOT, "visit_radius_m", self.visit_radius_m)?;
         docio::put_opt(tx, &ROOT, "tier", self.tier.map(|t| t.as_str()))?;
         docio::put(tx, &ROOT, "lifecycle", self.lifecycle.as_str())?;
         docio::put(tx, &ROOT, "owner", self.owner.as_string())?;

@@ -14,7 +14,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use customer::Customer;
+pub use photo::Photo;
 pub use project::Project;
+pub use punch::{Makeup, Punch};
+pub use visit::Visit;
 
 /// The document layout version this build reads and writes. A document whose `schema` is newer
 /// is refused with `unsupported_schema_version` rather than misread.
@@ -26,6 +29,10 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub enum RecordKind {
     Customer,
     Project,
+    Visit,
+    Punch,
+    Makeup,
+    Photo,
 }
 
 impl RecordKind {
@@ -33,6 +40,10 @@ impl RecordKind {
         match self {
             RecordKind::Customer => "customer",
             RecordKind::Project => "project",
+            RecordKind::Visit => "visit",
+            RecordKind::Punch => "punch",
+            RecordKind::Makeup => "makeup",
+            RecordKind::Photo => "photo",
         }
     }
 }
@@ -49,9 +60,15 @@ impl FromStr for RecordKind {
         match s {
             "customer" => Ok(RecordKind::Customer),
             "project" => Ok(RecordKind::Project),
+            "visit" => Ok(RecordKind::Visit),
+            "punch" => Ok(RecordKind::Punch),
+            "makeup" => Ok(RecordKind::Makeup),
+            "photo" => Ok(RecordKind::Photo),
             other => Err(Rejection::new(
                 "unknown_record_kind",
-                format!("'{other}' is not a record kind; this server knows customer and project."),
+                format!(
+                    "'{other}' is not a record kind; this server knows customer, project, visit, punch, makeup and photo."
+                ),
             )),
         }
     }
@@ -78,6 +95,10 @@ pub struct Conflict {
 pub enum Record {
     Customer(Customer),
     Project(Project),
+    Visit(Visit),
+    Punch(Punch),
+    Makeup(Makeup),
+    Photo(Photo),
 }
 
 impl Record {
@@ -85,6 +106,10 @@ impl Record {
         match self {
             Record::Customer(_) => RecordKind::Customer,
             Record::Project(_) => RecordKind::Project,
+            Record::Visit(_) => RecordKind::Visit,
+            Record::Punch(_) => RecordKind::Punch,
+            Record::Makeup(_) => RecordKind::Makeup,
+            Record::Photo(_) => RecordKind::Photo,
         }
     }
 
@@ -92,11 +117,16 @@ impl Record {
         match self {
             Record::Customer(c) => c.id,
             Record::Project(p) => p.id,
+            Record::Visit(v) => v.id,
+            Record::Punch(p) => p.id,
+            Record::Makeup(m) => m.id,
+            Record::Photo(p) => p.id,
         }
     }
 
     /// The users whose access decides who may read this record: a customer's owner; a project's
-    /// creator and members.
+    /// creator and members; a visit's rep; the worker a punch or make-up request is about.
+    /// (Managers read their team's records through [`crate::access::can_read`].)
     pub fn principals(&self) -> Vec<UserId> {
         match self {
             Record::Customer(c) => vec![c.owner],
@@ -107,7 +137,28 @@ impl Record {
                 v.dedup();
                 v
             }
+            Record::Visit(v) => vec![v.rep],
+            Record::Punch(p) => vec![p.user],
+            Record::Makeup(m) => vec![m.user],
+            Record::Photo(p) => vec![p.author],
         }
+    }
+
+    /// [`Record::principals`], plus those only a directory knows: a photo of a project or of a
+    /// site diary day is also read by the project's members.
+    pub fn principals_in(&self, dir: &dyn crate::access::Directory) -> Vec<UserId> {
+        let mut v = self.principals();
+        if let Record::Photo(p) = self
+            && matches!(
+                p.attached_to.kind,
+                photo::AttachKind::Project | photo::AttachKind::SiteDay
+            )
+        {
+            v.extend(dir.project_members(p.attached_to.id));
+            v.sort();
+            v.dedup();
+        }
+        v
     }
 
     /// Reads the record a document holds, with the conflicts found along the way.
@@ -137,6 +188,10 @@ impl Record {
         let rec = match kind {
             RecordKind::Customer => Record::Customer(Customer::read_fields(&r, &root, id)?),
             RecordKind::Project => Record::Project(Project::read_fields(&r, &root, id)?),
+            RecordKind::Visit => Record::Visit(Visit::read_fields(&r, &root, id)?),
+            RecordKind::Punch => Record::Punch(Punch::read_fields(&r, &root, id)?),
+            RecordKind::Makeup => Record::Makeup(Makeup::read_fields(&r, &root, id)?),
+            RecordKind::Photo => Record::Photo(Photo::read_fields(&r, &root, id)?),
         };
         Ok((rec, r.into_conflicts()))
     }
@@ -149,6 +204,10 @@ impl Record {
         match self {
             Record::Customer(c) => c.write_fields(tx),
             Record::Project(p) => p.write_fields(tx),
+            Record::Visit(v) => v.write_fields(tx),
+            Record::Punch(p) => p.write_fields(tx),
+            Record::Makeup(m) => m.write_fields(tx),
+            Record::Photo(p) => p.write_fields(tx),
         }
     }
 
@@ -233,4 +292,7 @@ macro_rules! choice_enum {
 }
 
 pub mod customer;
+pub mod photo;
 pub mod project;
+pub mod punch;
+pub mod visit;

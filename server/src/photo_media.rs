@@ -127,7 +127,8 @@ pub fn checks(
     media: &MediaRow,
     captured_at_ms: i64,
     phone: Option<(GeoPoint, f64)>,
-    site: Option<(&str, &fieldsync_sync::Geofence)>,
+    place: Option<&crate::store::PhotoPlace>,
+    default_radius_m: f64,
     others: &[(String, u64)],
 ) -> PhotoCheck {
     let mut reasons = Vec::new();
@@ -175,18 +176,43 @@ pub fn checks(
         )),
         _ => {}
     }
-    if let (Some(e), Some((name, fence))) = (exif_point, site) {
-        let d = trust::distance_to_fence_m(e, fence);
-        if d > GPS_MISMATCH_M {
-            reasons.push(reason(
-                "exif_outside_site",
-                Severity::Rejected,
-                format!(
-                    "The camera's GPS puts the photo {} outside the area of site {name}.",
-                    trust::human_distance(d)
-                ),
-            ));
+    match (exif_point, place) {
+        (Some(e), Some(crate::store::PhotoPlace::Site { name, fence })) => {
+            let d = trust::distance_to_fence_m(e, fence);
+            if d > GPS_MISMATCH_M {
+                reasons.push(reason(
+                    "exif_outside_site",
+                    Severity::Rejected,
+                    format!(
+                        "The camera's GPS puts the photo {} outside the area of site {name}.",
+                        trust::human_distance(d)
+                    ),
+                ));
+            }
         }
+        (
+            Some(e),
+            Some(crate::store::PhotoPlace::Customer {
+                name,
+                location,
+                radius_m,
+            }),
+        ) => {
+            let allowed = radius_m.unwrap_or(default_radius_m);
+            let d = trust::distance_m(e, *location);
+            if d > allowed + GPS_MISMATCH_M {
+                reasons.push(reason(
+                    "exif_far_from_customer",
+                    Severity::Suspicious,
+                    format!(
+                        "The camera's GPS puts the photo {} from {name}; a visit there allows {}.",
+                        trust::human_distance(d),
+                        trust::human_distance(allowed)
+                    ),
+                ));
+            }
+        }
+        _ => {}
     }
     if let Some(t) = media.exif_time_ms {
         let off = t - captured_at_ms;
@@ -240,4 +266,117 @@ pub fn checks(
         })
         .unwrap_or(TrustLevel::Verified);
     PhotoCheck { level, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PhotoPlace;
+    use fieldsync_sync::record::project::Geofence;
+
+    const T: i64 = 1_795_000_000_000;
+
+    fn media_at(lat: f64, lon: f64) -> MediaRow {
+        MediaRow {
+            sha256: "ab".repeat(32),
+            width: Some(4000),
+            height: Some(3000),
+            exif_time_ms: Some(T),
+            exif_time_zoned: true,
+            exif_lat: Some(lat),
+            exif_lon: Some(lon),
+            make: None,
+            model: None,
+            phash: None,
+            damaged: false,
+            error: None,
+        }
+    }
+
+    fn codes(c: &PhotoCheck) -> Vec<&str> {
+        c.reasons.iter().map(|r| r.code.as_str()).collect()
+    }
+
+    #[test]
+    fn the_camera_gps_is_checked_against_the_site_area() {
+        let depot = PhotoPlace::Site {
+            name: "Berlin depot".into(),
+            fence: Geofence::Circle {
+                center: GeoPoint {
+                    lat: 52.5100,
+                    lon: 13.4270,
+                },
+                radius_m: 150.0,
+            },
+        };
+        // Inside the circle: nothing to say.
+        let inside = checks(
+            &media_at(52.5105, 13.4275),
+            T,
+            None,
+            Some(&depot),
+            300.0,
+            &[],
+        );
+        assert_eq!(inside.level, TrustLevel::Verified, "{:?}", inside.reasons);
+        // 40 m outside the edge is within the GPS allowance (100 m).
+        let edge = checks(
+            &media_at(52.5117, 13.4270),
+            T,
+            None,
+            Some(&depot),
+            300.0,
+            &[],
+        );
+        assert!(!codes(&edge).contains(&"exif_outside_site"), "{edge:?}");
+        // About 5.6 km away: rejected, with the distance and the site's name.
+        let far = checks(
+            &media_at(52.5600, 13.4270),
+            T,
+            None,
+            Some(&depot),
+            300.0,
+            &[],
+        );
+        assert_eq!(far.level, TrustLevel::Rejected);
+        let r = far
+            .reasons
+            .iter()
+            .find(|r| r.code == "exif_outside_site")
+            .expect("outside");
+        assert!(r.message.contains("Berlin depot"), "{}", r.message);
+        assert!(r.message.contains("km"), "{}", r.message);
+    }
+
+    #[test]
+    fn the_camera_gps_is_checked_against_the_customer_and_its_radius() {
+        let acme = |radius_m| PhotoPlace::Customer {
+            name: "Acme Ltd".into(),
+            location: GeoPoint {
+                lat: 30.6600,
+                lon: 104.0630,
+            },
+            radius_m,
+        };
+        // ~890 m north: beyond the tenant default (300 m + 100 m allowance)…
+        let photo = media_at(30.6680, 104.0630);
+        let c = checks(&photo, T, None, Some(&acme(None)), 300.0, &[]);
+        assert_eq!(c.level, TrustLevel::Suspicious);
+        let r = c
+            .reasons
+            .iter()
+            .find(|r| r.code == "exif_far_from_customer")
+            .expect("far");
+        assert!(
+            r.message.contains("Acme Ltd") && r.message.contains("300 m"),
+            "{}",
+            r.message
+        );
+        // …but within this customer's own 1 km radius.
+        let c = checks(&photo, T, None, Some(&acme(Some(1000.0))), 300.0, &[]);
+        assert!(!codes(&c).contains(&"exif_far_from_customer"), "{c:?}");
+        // No place claimed: no place check.
+        let c = checks(&photo, T, None, None, 300.0, &[]);
+        assert_eq!(c.level, TrustLevel::Verified, "{c:?}");
+    }
 }

@@ -45,6 +45,7 @@ pub async fn list_photos(
     } else {
         state.store.photo_hashes(auth.caller.tenant).await?
     };
+    let policy = state.store.field_policy(auth.caller.tenant).await?;
     let mut out = Vec::with_capacity(photos.len());
     for p in photos {
         let m = media.iter().find(|m| m.sha256 == p.sha256);
@@ -60,7 +61,16 @@ pub async fn list_photos(
                 p.accuracy_m.unwrap_or(0.0),
             )
         });
-        let check = m.map(|m| crate::photo_media::checks(m, p.captured_at, phone, None, &others));
+        let check = m.map(|m| {
+            crate::photo_media::checks(
+                m,
+                p.captured_at,
+                phone,
+                p.place.as_ref(),
+                policy.default_radius_m,
+                &others,
+            )
+        });
         let mut v = serde_json::to_value(&p).map_err(|_| ApiError::internal())?;
         v["media"] = serde_json::to_value(m).map_err(|_| ApiError::internal())?;
         v["bytes_check"] = serde_json::to_value(check).map_err(|_| ApiError::internal())?;

@@ -326,6 +326,24 @@ pub struct PhotoRow {
     pub comments: serde_json::Value,
     pub trust: Option<String>,
     pub reasons: Option<serde_json::Value>,
+    /// Where the photo claims to be: its site's area, or the customer it (or its visit) is for.
+    #[serde(skip)]
+    pub place: Option<PhotoPlace>,
+}
+
+/// The place a photo's attachment puts it, to check the camera's own GPS against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PhotoPlace {
+    Site {
+        name: String,
+        fence: fieldsync_sync::record::project::Geofence,
+    },
+    /// `radius_m` is the customer's own visit radius, if it has one (else the tenant's default).
+    Customer {
+        name: String,
+        location: fieldsync_sync::GeoPoint,
+        radius_m: Option<f64>,
+    },
 }
 
 /// What the server learnt from a photo's bytes (see `crate::photo_media`).

@@ -2024,8 +2024,15 @@ macro_rules! impl_store {
 
             async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>> {
                 let sql = format!(
-                    "SELECT p.*, e.trust AS ev_trust, e.reasons AS ev_reasons FROM photos p \
+                    "SELECT p.*, e.trust AS ev_trust, e.reasons AS ev_reasons, \
+                     s.name AS site_name, s.fence_shape, s.center_lat, s.center_lon, s.radius_m, s.polygon, \
+                     c.name AS customer_name, c.lat AS customer_lat, c.lon AS customer_lon, c.visit_radius_m AS customer_radius \
+                     FROM photos p \
                      LEFT JOIN field_events e ON e.tenant_id = p.tenant_id AND e.doc_id = p.id AND e.event = 'photo' \
+                     LEFT JOIN project_sites s ON s.tenant_id = p.tenant_id AND s.project_id = p.project_id AND s.site_id = p.site_id \
+                     LEFT JOIN visits v ON p.attach_kind = 'visit' AND v.tenant_id = p.tenant_id AND v.id = p.attach_id \
+                     LEFT JOIN customers c ON c.tenant_id = p.tenant_id \
+                       AND c.id = CASE WHEN p.attach_kind = 'customer' THEN p.attach_id ELSE v.customer_id END \
                      WHERE p.tenant_id = $1 AND {} \
                      AND ($4 = '' OR p.project_id = $4) AND ($5 = '' OR p.site_id = $5) AND ($6 = '' OR p.day = $6) \
                      AND ($7 = '' OR p.author_id = $7) AND ($8 = '' OR p.status = $8) \
@@ -2069,6 +2076,21 @@ macro_rules! impl_store {
                             comments: json(r.try_get("comments")?)?,
                             trust: r.try_get("ev_trust")?,
                             reasons: r.try_get::<Option<String>, _>("ev_reasons")?.map(json).transpose()?,
+                            place: {
+                                let shape: Option<String> = r.try_get("fence_shape")?;
+                                let polygon: Option<String> = r.try_get("polygon")?;
+                                let fence = sql::fence_from_columns(shape.as_deref(), r.try_get("center_lat")?, r.try_get("center_lon")?, r.try_get("radius_m")?, polygon.as_deref())?;
+                                let customer = r.try_get::<Option<f64>, _>("customer_lat")?.zip(r.try_get::<Option<f64>, _>("customer_lon")?);
+                                match (fence, customer) {
+                                    (Some(fence), _) => Some(PhotoPlace::Site { name: r.try_get::<Option<String>, _>("site_name")?.unwrap_or_default(), fence }),
+                                    (None, Some((lat, lon))) => Some(PhotoPlace::Customer {
+                                        name: r.try_get::<Option<String>, _>("customer_name")?.unwrap_or_default(),
+                                        location: fieldsync_sync::GeoPoint { lat, lon },
+                                        radius_m: r.try_get("customer_radius")?,
+                                    }),
+                                    (None, None) => None,
+                                }
+                            },
                         })
                     })
                     .collect()

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blobs;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod media;
 pub mod photo_media;
 pub mod report;

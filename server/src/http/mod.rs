@@ -8,6 +8,7 @@ pub mod blobs;
 pub mod error;
 pub mod extract;
 pub mod field;
+pub mod import;
 pub mod live;
 pub mod openapi;
 pub mod photos;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/photos/{id}/comments", post(photos::comment_photo))
         .route("/v1/photos/{id}/file/{variant}", get(photos::photo_file))
         .route("/v1/geojson", get(photos::geojson))
+        .route("/v1/import/customers", post(import::import_customers))
         .route(
             "/v1/attendance/policy",
             get(attendance::get_policy).put(attendance::put_policy),

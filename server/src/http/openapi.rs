@@ -130,5 +130,26 @@ pub async fn openapi() -> Json<Value> {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
         paths.extend(more);
     }
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.insert("/v1/import/customers".into(), import_customers());
+    }
     Json(doc)
+}
+
+/// Customer import (issue 5): a CSV body and query parameters, so it is described apart.
+fn import_customers() -> Value {
+    let mut o = op(
+        "Import customers from a CSV file (admins; managers, with owners in their team). Every row is validated; good rows are created or updated through the push path, bad rows store nothing and are reported with code, message and column. Re-importing a file never duplicates: rows are matched by External ID, else by name with phone or email. 413 file_too_large (16 MiB) or too_many_rows (100,000)",
+        true,
+        None,
+        "{dry_run, summary, total, created, updated, unchanged, errors, mapping, ignored_columns, rows: [{row, status (created|updated|unchanged|error), customer_id, errors: [{code, message, column}]}]}",
+    );
+    o["requestBody"] = json!({ "required": true, "content": { "text/csv": { "schema": { "type": "string" } } } });
+    let param = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
+    o["parameters"] = json!([
+        param("dry_run", "true: validate and report only, store nothing"),
+        param("owner", "Email of the owner of new customers whose row names none (default: the caller)"),
+        param("map.{field}", "Read {field} (external_id, name, customer_kind, phone, email, address, lat, lon, visit_radius_m, tier, lifecycle, owner, tags, notes) from this column; empty: ignore the column"),
+    ]);
+    json!({ "post": o })
 }

@@ -605,6 +605,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Number of stored documents in a tenant (for status pages and benchmarks).
     async fn count_documents(&self, tenant: TenantId) -> Result<i64>;
+
+    // Customer import (issue 5).
+    /// The customers earlier imports made for these keys: key → customer id.
+    async fn import_keys(&self, tenant: TenantId, keys: &[String])
+    -> Result<HashMap<String, DocId>>;
+    /// Records each key → customer id not recorded yet (an id already recorded for a key is
+    /// kept), and answers what is recorded for every one of them afterwards.
+    async fn reserve_import_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[(String, DocId)],
+    ) -> Result<HashMap<String, DocId>>;
+    /// The stored documents of these customers (id → compacted bytes), whoever owns them: the
+    /// import decides on them and the push's rules decide whether the caller may change them.
+    async fn customer_docs(&self, tenant: TenantId, ids: &[DocId])
+    -> Result<HashMap<DocId, Vec<u8>>>;
 }
 
 /// Opens the store a URL names: `postgres://…` for PostgreSQL, `sqlite://path` or a plain path

@@ -2124,6 +2124,50 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn import_keys(&self, tenant: TenantId, keys: &[String]) -> Result<HashMap<String, DocId>> {
+                let mut out = HashMap::with_capacity(keys.len());
+                let mut conn = self.pool.acquire().await?;
+                for chunk in keys.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT import_key, customer_id FROM customer_import_keys WHERE tenant_id = ");
+                    qb.push_bind(tenant.as_string()).push(" AND import_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(k.as_str());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(&mut *conn).await? {
+                        out.insert(r.try_get::<String, _>("import_key")?, parse_id(&r.try_get::<String, _>("customer_id")?)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn reserve_import_keys(&self, tenant: TenantId, keys: &[(String, DocId)]) -> Result<HashMap<String, DocId>> {
+                let now = now_ms();
+                let mut tx = self.pool.begin().await?;
+                for chunk in keys.chunks(CHUNK / 2) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO customer_import_keys (tenant_id, import_key, customer_id, created_at) ");
+                    qb.push_values(chunk, |mut b, (k, id)| {
+                        b.push_bind(tenant.as_string()).push_bind(k.as_str()).push_bind(id.as_string()).push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (tenant_id, import_key) DO NOTHING");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+                self.import_keys(tenant, &names).await
+            }
+
+            async fn customer_docs(&self, tenant: TenantId, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>> {
+                let ids: Vec<String> = ids.iter().map(|d| d.as_string()).collect();
+                let mut conn = self.pool.acquire().await?;
+                documents_in(&mut conn, &tenant.as_string(), &ids, "doc_id, snapshot", "kind = 'customer' AND")
+                    .await?
+                    .iter()
+                    .map(|r| Ok((parse_id(&r.try_get::<String, _>("doc_id")?)?, r.try_get::<Vec<u8>, _>("snapshot")?)))
+                    .collect()
+            }
+
             async fn count_documents(&self, tenant: TenantId) -> Result<i64> {
                 Ok(sqlx::query("SELECT COUNT(*) AS n FROM documents WHERE tenant_id = $1")
                     .bind(tenant.as_string())

@@ -2,6 +2,7 @@
 //! The `fieldsync` binary (main.rs) only parses the command line and calls into here.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod demo;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod attendance;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod error;
@@ -82,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/admin/users/{id}/disable", post(admin::disable_user))
         .route("/v1/admin/devices", get(admin::list_devices))
         .route("/v1/admin/devices/{id}/revoke", post(admin::revoke_device))
+        .route("/v1/audit/records/{id}", get(audit::record_history))
+        .route("/v1/audit/changes", get(audit::changes))
+        .route("/v1/audit/access", get(audit::access))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(

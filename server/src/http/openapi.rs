@@ -130,6 +130,15 @@ pub async fn openapi() -> Json<Value> {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
         paths.extend(more);
     }
+    // The audit (issue 5). Times: ms, RFC 3339 or YYYY-MM-DD; pages: limit, cursor (next_cursor).
+    let audit = json!({
+            "/v1/audit/records/{id}": { "get": op("A record's history from its Automerge changes, oldest first: per change the user, device (or 'server on behalf of' the user), receive time, fields changed (old → new; text: characters inserted/deleted and an excerpt) and the changes it was concurrent with. Admins and the managers of the record's people. Query: limit (1-500), cursor", true, None, "{doc_id, kind, total, changes, next_cursor}") },
+            "/v1/audit/changes": { "get": op("Changes across the tenant, newest first (admin). Query: user (id or me), kind, from, to (receive time), limit (1-200), cursor", true, None, "{entries: [{seq, doc_id, kind, received_at, by, changes}], next_cursor}") },
+            "/v1/audit/access": { "get": op("Who read whose location or attendance data, newest first (admins and HR; anyone with subject=me). Query: viewer, subject (id or me), from, to, limit (1-500), cursor", true, None, "{entries: [{id, at, viewer, subject, scope, what, detail}], next_cursor}") }
+    });
+    if let (Some(paths), Value::Object(audit)) = (doc["paths"].as_object_mut(), audit) {
+        paths.extend(audit);
+    }
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.insert("/v1/import/customers".into(), import_customers());
     }

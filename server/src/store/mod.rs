@@ -10,6 +10,7 @@
 //! documents they touch from their compacted snapshot and drop them when the transaction ends,
 //! so memory does not grow with the number of records stored.
 
+pub mod audit;
 mod field;
 pub mod postgres;
 mod sql;
@@ -434,7 +435,7 @@ impl Directory for UserDirectory {
 
 /// Everything the server stores.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: audit::AuditStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

@@ -41,3 +41,4 @@ impl PgStore {
 }
 
 super::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");
+super::audit::impl_audit_store!(PgStore, sqlx::Postgres);

@@ -29,6 +29,7 @@ pub(super) fn readable(col: &str) -> String {
 /// A log entry to append.
 pub(super) struct LogEntry {
     pub entry: &'static str,
+    /// grant / revoke: whose access moved; changes: who pushed them (for the audit).
     pub user: Option<String>,
     pub data: Option<Vec<u8>>,
 }
@@ -139,7 +140,7 @@ fn decide_each(
                             with_managers(&before.difference(&after).copied().collect(), dir);
                         log.push(LogEntry {
                             entry: "changes",
-                            user: None,
+                            user: Some(caller.user.as_string()),
                             data: Some(super::frame_changes(&acc.new_changes)),
                         });
                         for u in lost.difference(&gained) {
@@ -156,7 +157,7 @@ fn decide_each(
                         let data = (!acc.created).then(|| super::frame_changes(&acc.new_changes));
                         log.push(LogEntry {
                             entry: "changes",
-                            user: None,
+                            user: Some(caller.user.as_string()),
                             data,
                         });
                     }
@@ -209,6 +210,7 @@ pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId>
         out.extend(
             w.log
                 .iter()
+                .filter(|e| e.entry != "changes")
                 .filter_map(|e| e.user.as_deref())
                 .filter_map(|u| u.parse::<UserId>().ok()),
         );

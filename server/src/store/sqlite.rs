@@ -48,3 +48,4 @@ impl SqliteStore {
 }
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+super::audit::impl_audit_store!(SqliteStore, sqlx::Sqlite);

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fieldsync_server::app::{self, AppState, Server};
-use fieldsync_server::{demo, report, store};
+use fieldsync_server::{demo, import, report, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -63,12 +63,47 @@ enum Command {
         #[command(subcommand)]
         report: ReportCommand,
     },
+    /// Import records from files (customers from CSV).
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
     /// Administer tenants, users and devices.
     Admin {
         #[command(flatten)]
         db: DbArgs,
         #[command(subcommand)]
         action: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Customers from a CSV file: every row validated and reported; re-running a file updates
+    /// the customers it made instead of duplicating them.
+    Customers {
+        /// The CSV file (UTF-8; `,`, `;` or tab separated; header row first).
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// Owner (email) of new customers whose row names none [default: the importer].
+        #[arg(long)]
+        owner: Option<String>,
+        /// Read a field from a column: --map name=Company --map phone=Tel (repeatable;
+        /// `--map phone=` ignores a column the defaults would read).
+        #[arg(long = "map", value_name = "FIELD=HEADER")]
+        map: Vec<String>,
+        /// Validate and report only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write the rows with errors here as CSV (row, column, code, message).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Import as this admin or manager (email) [default: the tenant's first admin].
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
     },
 }
 
@@ -360,6 +395,39 @@ async fn main() -> anyhow::Result<()> {
                             d.name,
                             if d.revoked { "revoked" } else { "active" }
                         );
+                    }
+                }
+            }
+        }
+        Command::Import { db, what } => {
+            let store = store::open(&db.url())
+                .await
+                .context("opening the database")?;
+            match what {
+                ImportCommand::Customers {
+                    file,
+                    tenant,
+                    owner,
+                    map,
+                    dry_run,
+                    report,
+                    as_user,
+                } => {
+                    let all_good = import::run_cli(
+                        store.as_ref(),
+                        import::CliArgs {
+                            file,
+                            tenant,
+                            owner,
+                            map,
+                            dry_run,
+                            report,
+                            as_user,
+                        },
+                    )
+                    .await?;
+                    if !all_good {
+                        std::process::exit(2);
                     }
                 }
             }

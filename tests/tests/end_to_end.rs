@@ -10,4 +10,5 @@ mod device_cli;
 mod e2e;
 mod field;
 mod field_day;
+mod import;
 mod photos;

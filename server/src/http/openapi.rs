@@ -148,7 +148,7 @@ pub async fn openapi() -> Json<Value> {
 /// Customer import (issue 5): a CSV body and query parameters, so it is described apart.
 fn import_customers() -> Value {
     let mut o = op(
-        "Import customers from a CSV file (admins; managers, with owners in their team). Every row is validated; good rows are created or updated through the push path, bad rows store nothing and are reported with code, message and column. Re-importing a file never duplicates: rows are matched by External ID, else by name with phone or email. 413 file_too_large (16 MiB) or too_many_rows (100,000)",
+        "Import customers from a CSV file (admins; managers, with owners in their team). Every row is validated; good rows are created or updated through the push path, bad rows store nothing and are reported with code, message and column. Re-importing a file never duplicates: rows are matched by External ID, else by name with phone or email. 413 payload_too_large (over 16 MiB) or too_many_rows (over 100,000 rows)",
         true,
         None,
         "{dry_run, summary, total, created, updated, unchanged, errors, mapping, ignored_columns, rows: [{row, status (created|updated|unchanged|error), customer_id, errors: [{code, message, column}]}]}",

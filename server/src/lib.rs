@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod demo;
+pub mod handover;
 pub mod http;
 pub mod import;
 pub mod media;

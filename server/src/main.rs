@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use fieldsync_server::app::{self, AppState, Server};
-use fieldsync_server::{demo, import, report, store};
+use fieldsync_server::{demo, handover, import, report, store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -172,6 +172,23 @@ enum AdminCommand {
         tenant: String,
         #[arg(long)]
         device: String,
+    },
+    /// Move every customer a user owns to another rep or manager (--to) or to the shared pool
+    /// (--pool); with --disable, disable the user in the same step. Recorded as a handover.
+    Handover {
+        #[arg(long)]
+        tenant: String,
+        /// Email of the user whose customers move.
+        #[arg(long)]
+        from: String,
+        /// Email of the rep or manager who receives them.
+        #[arg(long, required_unless_present = "pool", conflicts_with = "pool")]
+        to: Option<String>,
+        /// Put them into the shared pool that managers hand out.
+        #[arg(long)]
+        pool: bool,
+        #[arg(long)]
+        disable: bool,
     },
     ListUsers {
         #[arg(long)]
@@ -364,6 +381,39 @@ async fn main() -> anyhow::Result<()> {
                         .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{tenant}'"))?;
                     s.set_user_disabled(t.id, u.id, true).await?;
                     println!("Disabled {email}; their devices are revoked and stop syncing now.");
+                }
+                AdminCommand::Handover {
+                    tenant,
+                    from,
+                    to,
+                    pool,
+                    disable,
+                } => {
+                    let t = app::tenant(s, &tenant).await?;
+                    let find = |email: String| async move {
+                        s.user_by_email(t.id, &email.to_lowercase())
+                            .await?
+                            .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{tenant}'"))
+                    };
+                    let source = find(from).await?;
+                    let target = match (to, pool) {
+                        (Some(email), false) => handover::Target::User(find(email).await?.id),
+                        _ => handover::Target::Pool,
+                    };
+                    let caller = handover::operator(t.id);
+                    let out = handover::handover(s, &caller, source.id, target, disable)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("{}", out.message);
+                    for r in &out.refused {
+                        println!("not moved: {}\t{}\t{}", r.customer_id, r.error, r.message);
+                    }
+                    if let Some(h) = &out.handover {
+                        println!("Handover {} (undo: POST /v1/admin/handovers/{}/undo).", h.id, h.id);
+                    }
+                    if out.disabled {
+                        println!("{} is disabled; their devices purge at their next contact.", source.email);
+                    }
                 }
                 AdminCommand::RevokeDevice { tenant, device } => {
                     let t = app::tenant(s, &tenant).await?;

@@ -61,6 +61,16 @@ impl FromStr for Role {
     }
 }
 
+/// The reserved principal of the tenant's shared customer pool: a customer whose `owner` is
+/// `POOL` belongs to no rep. Every manager and admin of the tenant reads (and may hand out)
+/// pooled customers; reps do not. It is the nil UUID, which no user id (UUIDv7) can be.
+pub const POOL: UserId = UserId(uuid::Uuid::nil());
+
+/// Whether `user` is the shared pool rather than a person.
+pub fn is_pool(user: UserId) -> bool {
+    user == POOL
+}
+
 /// Who is making a request, as established from their access token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
@@ -83,6 +93,12 @@ pub trait Directory {
         Vec::new()
     }
 
+    /// The active managers of the tenant: they read the shared pool ([`POOL`]), so they are
+    /// granted a customer that enters it. Directories that do not know them answer none.
+    fn pool_readers(&self) -> Vec<UserId> {
+        Vec::new()
+    }
+
     /// Whether `user` is `lead` or reports to `lead`.
     fn is_self_or_report(&self, lead: UserId, user: UserId) -> bool {
         user == lead || self.manager_of(user) == Some(lead)
@@ -91,10 +107,11 @@ pub trait Directory {
 
 /// Whether `caller` may read a record whose principals (owner, project members, creator) are
 /// `principals`. Admins read everything; anyone reads what they are a principal of; a manager
-/// reads what their team members are principals of.
+/// reads what their team members are principals of, and the shared pool ([`POOL`]).
 pub fn can_read(caller: &Caller, principals: &[UserId], dir: &dyn Directory) -> bool {
     caller.role == Role::Admin
         || principals.contains(&caller.user)
+        || (caller.role == Role::Manager && principals.contains(&POOL))
         || (caller.role == Role::Manager
             && principals
                 .iter()

@@ -254,7 +254,8 @@ fn forbidden(message: impl Into<String>) -> Result<(), Rejection> {
 pub fn may_edit_customer(caller: &Caller, owner: crate::UserId, dir: &dyn Directory) -> bool {
     match caller.role {
         Role::Admin => true,
-        Role::Manager => dir.is_self_or_report(caller.user, owner),
+        // Managers keep the shared pool: they may edit and hand out pooled customers.
+        Role::Manager => dir.is_self_or_report(caller.user, owner) || crate::access::is_pool(owner),
         Role::FieldRep | Role::SiteManager => owner == caller.user,
         Role::Hr => false,
     }
@@ -299,6 +300,16 @@ fn check_customer_change(
         }
     }
     let owner_changed = before.is_none_or(|b| b.owner != after.owner);
+    if owner_changed && after.is_pooled() {
+        // Into the shared pool: an admin's handover, nobody else's.
+        if caller.role != Role::Admin {
+            return reject(
+                "pool_not_allowed",
+                "Only an admin can put a customer into the shared pool (by a staff handover).",
+            );
+        }
+        return Ok(());
+    }
     if owner_changed {
         let allowed = match caller.role {
             Role::Admin => true,

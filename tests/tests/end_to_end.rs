@@ -10,5 +10,6 @@ mod device_cli;
 mod e2e;
 mod field;
 mod field_day;
+mod handover;
 mod import;
 mod photos;

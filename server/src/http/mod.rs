@@ -81,6 +81,12 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_users).post(admin::create_user),
         )
         .route("/v1/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/v1/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/v1/admin/users/{id}/handover", post(admin::handover_user))
+        .route("/v1/admin/handovers", get(admin::list_handovers))
+        .route("/v1/admin/handovers/{id}/undo", post(admin::undo_handover))
+        .route("/v1/customers/pool", get(admin::pool_customers))
+        .route("/v1/customers/{id}/assign", post(admin::assign_customer))
         .route("/v1/admin/devices", get(admin::list_devices))
         .route("/v1/admin/devices/{id}/revoke", post(admin::revoke_device))
         .route("/v1/audit/records/{id}", get(audit::record_history))

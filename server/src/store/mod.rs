@@ -12,6 +12,7 @@
 
 pub mod audit;
 mod field;
+pub mod handover;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -431,11 +432,21 @@ impl Directory for UserDirectory {
     fn project_members(&self, project: DocId) -> Vec<UserId> {
         self.projects.get(&project).cloned().unwrap_or_default()
     }
+    fn pool_readers(&self) -> Vec<UserId> {
+        let mut v: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, u)| u.0 == Role::Manager && !u.2)
+            .map(|(id, _)| *id)
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// Everything the server stores.
 #[async_trait::async_trait]
-pub trait Store: audit::AuditStore + Send + Sync + 'static {
+pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'static {
     /// Which backend this is ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

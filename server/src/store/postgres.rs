@@ -42,3 +42,4 @@ impl PgStore {
 
 super::sql::impl_store!(PgStore, sqlx::Postgres, "postgres");
 super::audit::impl_audit_store!(PgStore, sqlx::Postgres);
+super::handover::impl_handover_store!(PgStore, sqlx::Postgres);

@@ -18,11 +18,14 @@ pub(super) const CHUNK: usize = 400;
 
 /// The SQL condition "the caller may read the document whose id is `col`", with `$1` the
 /// tenant, `$2` the caller and `$3` whether the caller is an admin. Mirrors
-/// `fieldsync_sync::access::can_read`.
+/// `fieldsync_sync::access::can_read`: a manager also reads the shared pool (the reserved
+/// principal `POOL`).
 pub(super) fn readable(col: &str) -> String {
+    let pool = fieldsync_sync::access::POOL;
     format!(
         "($3 OR EXISTS (SELECT 1 FROM doc_access a WHERE a.tenant_id = $1 AND a.doc_id = {col} \
-         AND (a.user_id = $2 OR a.user_id IN (SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.manager_id = $2))))"
+         AND (a.user_id = $2 OR a.user_id IN (SELECT u.id FROM users u WHERE u.tenant_id = $1 AND u.manager_id = $2) \
+         OR (a.user_id = '{pool}' AND EXISTS (SELECT 1 FROM users m WHERE m.tenant_id = $1 AND m.id = $2 AND m.role = 'manager')))))"
     )
 }
 
@@ -56,6 +59,10 @@ pub(super) struct Decision {
 fn with_managers(users: &BTreeSet<UserId>, dir: &dyn Directory) -> BTreeSet<UserId> {
     let mut out = users.clone();
     out.extend(users.iter().filter_map(|u| dir.manager_of(*u)));
+    // The shared pool's "team" is every manager of the tenant.
+    if users.contains(&fieldsync_sync::access::POOL) {
+        out.extend(dir.pool_readers());
+    }
     out
 }
 
@@ -206,6 +213,9 @@ pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId>
         for p in w.record.principals_in(dir) {
             out.insert(p);
             out.extend(dir.manager_of(p));
+            if fieldsync_sync::access::is_pool(p) {
+                out.extend(dir.pool_readers());
+            }
         }
         out.extend(
             w.log

@@ -49,3 +49,4 @@ impl SqliteStore {
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
 super::audit::impl_audit_store!(SqliteStore, sqlx::Sqlite);
+super::handover::impl_handover_store!(SqliteStore, sqlx::Sqlite);

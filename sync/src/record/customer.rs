@@ -47,7 +47,8 @@ pub struct Customer {
     pub visit_radius_m: Option<f64>,
     pub tier: Option<Tier>,
     pub lifecycle: Lifecycle,
-    /// The rep the customer is assigned to.
+    /// The rep the customer is assigned to, or [`crate::access::POOL`] while it waits in the
+    /// tenant's shared pool for a manager to hand it out.
     pub owner: UserId,
     /// Who created the record; never changes.
     pub created_by: UserId,
@@ -78,6 +79,11 @@ impl Customer {
             tags: Vec::new(),
             notes: String::new(),
         }
+    }
+
+    /// Whether the customer is in the shared pool (owned by no rep).
+    pub fn is_pooled(&self) -> bool {
+        crate::access::is_pool(self.owner)
     }
 
     pub(crate) fn read_fields<D: ReadDoc>(

@@ -56,6 +56,14 @@ pub(crate) fn listing(doc: &Automerge) -> (String, String) {
                 .collect::<Vec<_>>()
                 .join(" · "),
         ),
+        Ok((Record::Diary(d), _)) => (
+            format!("Site diary {} {}", d.site, d.day),
+            if d.is_locked() {
+                "signed off".to_owned()
+            } else {
+                format!("{} on the crew list", d.crew.len())
+            },
+        ),
         Ok((Record::Visit(v), _)) => (
             format!("Visit {}", v.planned_date.clone().unwrap_or_default()),
             v.state().to_owned(),
@@ -269,6 +277,8 @@ impl Inner {
         match after {
             Record::Customer(c) => rules::check_customer(c)?,
             Record::Project(p) => rules::check_project(p)?,
+            // Who may write or sign depends on the project's roles, which the server knows.
+            Record::Diary(d) => rules::check_diary(d)?,
             Record::Visit(_) | Record::Punch(_) | Record::Makeup(_) | Record::Photo(_) => {
                 let caller = self.caller()?;
                 let dir = PhoneDirectory {
@@ -420,6 +430,7 @@ fn record_name(r: &Record) -> &str {
         Record::Punch(p) => &p.site,
         Record::Makeup(m) => &m.reason,
         Record::Photo(p) => &p.caption,
+        Record::Diary(d) => &d.day,
     }
 }
 

@@ -93,6 +93,16 @@ pub trait Directory {
         Vec::new()
     }
 
+    /// A member's role in a project (site manager, crew, viewer). Directories that do not know
+    /// projects answer none.
+    fn project_role(
+        &self,
+        _project: crate::ids::DocId,
+        _user: UserId,
+    ) -> Option<crate::record::project::ProjectRole> {
+        None
+    }
+
     /// The active managers of the tenant: they read the shared pool ([`POOL`]), so they are
     /// granted a customer that enters it. Directories that do not know them answer none.
     fn pool_readers(&self) -> Vec<UserId> {

@@ -34,12 +34,13 @@ pub use error::Rejection;
 pub use evidence::{Evidence, Provider};
 pub use ids::{DeviceId, DocId, TenantId, UserId};
 pub use record::customer::{Contact, Customer, CustomerKind, Lifecycle, Tier};
+pub use record::diary::{CrewEntry, DiaryAction, DiaryItem, IncidentSeverity, SignEvent};
 pub use record::project::{
     Geofence, Member, Milestone, MilestoneStatus, Project, ProjectRole, ProjectStatus, Site,
 };
 pub use record::punch::{Direction, MakeupDecision, MakeupStatus};
 pub use record::visit::{CheckOut, Review, ReviewDecision, VisitOutcome};
 pub use record::{
-    Conflict, GeoPoint, Makeup, Photo, Punch, Record, RecordKind, SCHEMA_VERSION, Visit,
+    Conflict, Diary, GeoPoint, Makeup, Photo, Punch, Record, RecordKind, SCHEMA_VERSION, Visit,
 };
 pub use trust::{Policy, TrustLevel, Verdict};

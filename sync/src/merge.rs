@@ -5,7 +5,7 @@
 use crate::access::{Caller, Directory, can_read};
 use crate::error::Rejection;
 use crate::ids::DocId;
-use crate::record::{Conflict, Record, RecordKind, doc_kind};
+use crate::record::{Conflict, Diary, Record, RecordKind, doc_kind};
 use crate::rules::check_change;
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
@@ -198,6 +198,18 @@ pub fn apply_incoming(
     };
     if let Err(e) = check_change(incoming.doc_id, before.as_ref(), &record, caller, dir) {
         return refuse(e);
+    }
+    if created
+        && let Record::Diary(d) = &record
+        && Diary::genesis_hash(d.project, &d.site, &d.day)
+            .map_or(true, |h| working.get_change_by_hash(&h).is_none())
+    {
+        // Two phones that opened the day offline must share one document: both start from
+        // the same first change, or their containers would be rivals and one's text lost.
+        return refuse(Rejection::new(
+            "diary_not_from_genesis",
+            "A site diary must start from its shared first change (Diary::genesis), so every phone's copy of the day is one document.",
+        ));
     }
     if let Some(Record::Punch(_)) = &before {
         // Append-only: a punch's document takes no change after the one that made it.

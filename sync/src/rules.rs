@@ -6,6 +6,7 @@
 use crate::access::{Caller, Directory, Role};
 use crate::error::Rejection;
 use crate::ids::DocId;
+use crate::record::diary::{DIARY_LISTS, Diary, DiaryAction, SignEvent};
 use crate::record::photo::{AttachKind, MAX_PHOTO_BYTES, PHOTO_MIME, Photo, PhotoDecision};
 use crate::record::project::{Geofence, ProjectRole};
 use crate::record::punch::{Makeup, Punch};
@@ -423,6 +424,8 @@ pub fn check_change(
         }
         (None, Record::Photo(a)) => check_photo_change(None, a, caller),
         (Some(Record::Photo(b)), Record::Photo(a)) => check_photo_change(Some(b), a, caller),
+        (None, Record::Diary(a)) => check_diary_change(None, a, caller, dir),
+        (Some(Record::Diary(b)), Record::Diary(a)) => check_diary_change(Some(b), a, caller, dir),
         (None, Record::Makeup(a)) => check_makeup_change(None, a, caller, dir),
         (Some(Record::Makeup(b)), Record::Makeup(a)) => {
             check_makeup_change(Some(b), a, caller, dir)
@@ -858,6 +861,268 @@ fn check_photo_change(
         .any(|c| c.by != caller.user)
     {
         return forbidden("A comment's author must be the person writing it.");
+    }
+    Ok(())
+}
+
+/// Checks a site diary's content.
+pub fn check_diary(d: &Diary) -> Result<(), Rejection> {
+    check_text(&d.site, "site", MAX_NAME, true)?;
+    check_date(&d.day, "day")?;
+    check_text(&d.weather, "weather", MAX_NAME, false)?;
+    if let Some(t) = d.temperature_c
+        && !(t.is_finite() && (-60.0..=60.0).contains(&t))
+    {
+        return reject(
+            "invalid_temperature",
+            format!("{t} °C is not a plausible temperature (-60 to 60)."),
+        );
+    }
+    check_text(&d.work, "work", MAX_NOTES, false)?;
+    if d.crew.len() > MAX_DIARY_ITEMS {
+        return reject(
+            "too_many_items",
+            format!("A diary day lists at most {MAX_DIARY_ITEMS} crew entries."),
+        );
+    }
+    for c in &d.crew {
+        let path = format!("crew.{}", c.key);
+        check_text(&c.name, &format!("{path}.name"), MAX_NAME, true)?;
+        check_text(&c.note, &format!("{path}.note"), MAX_SHORT, false)?;
+        if let Some(h) = c.hours
+            && !(h.is_finite() && (0.0..=24.0).contains(&h))
+        {
+            return reject(
+                "invalid_hours",
+                format!("'{path}.hours' must be between 0 and 24 (got {h})."),
+            );
+        }
+        if let Some(u) = c.user
+            && c.key != u.as_string()
+        {
+            return reject(
+                "invalid_crew_key",
+                format!(
+                    "A staff member's crew entry is keyed by their user id ('{u}'), so two phones adding them make one entry."
+                ),
+            );
+        }
+    }
+    for name in DIARY_LISTS {
+        let items = d.list(name).map(Vec::as_slice).unwrap_or_default();
+        if items.len() > MAX_DIARY_ITEMS {
+            return reject(
+                "too_many_items",
+                format!("A diary day lists at most {MAX_DIARY_ITEMS} {name}."),
+            );
+        }
+        for i in items {
+            let path = format!("{name}.{}", i.id);
+            check_text(&i.text, &format!("{path}.text"), MAX_SHORT, true)?;
+            check_text(&i.note, &format!("{path}.note"), 2_000, false)?;
+            if let Some(u) = &i.unit {
+                check_text(u, &format!("{path}.unit"), 20, false)?;
+            }
+            if let Some(q) = i.quantity
+                && !(q.is_finite() && q >= 0.0)
+            {
+                return reject(
+                    "invalid_quantity",
+                    format!("'{path}.quantity' must be a number of 0 or more."),
+                );
+            }
+            match (name, i.severity) {
+                ("incidents", None) => {
+                    return reject(
+                        "missing_field",
+                        format!(
+                            "A safety incident needs its severity ('{path}.severity': near_miss, first_aid, injury or serious)."
+                        ),
+                    );
+                }
+                ("incidents", Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return reject(
+                        "invalid_field",
+                        format!("Only safety incidents have a severity ('{path}.severity')."),
+                    );
+                }
+            }
+        }
+    }
+    for e in &d.signoffs {
+        check_text(
+            &e.note,
+            &format!("signoffs.{}.note", e.id),
+            MAX_SHORT,
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+/// Most entries in one diary list.
+pub const MAX_DIARY_ITEMS: usize = 500;
+
+/// Whether `caller` may sign a project's diary off or reopen it: its site managers and admins.
+fn may_sign_diary(caller: &Caller, project: DocId, dir: &dyn Directory) -> bool {
+    caller.role == Role::Admin
+        || dir.project_role(project, caller.user) == Some(ProjectRole::SiteManager)
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+fn check_diary_change(
+    before: Option<&Diary>,
+    after: &Diary,
+    caller: &Caller,
+    dir: &dyn Directory,
+) -> Result<(), Rejection> {
+    check_diary(after)?;
+    if after.id != Diary::doc_id_for(after.project, &after.site, &after.day) {
+        return reject(
+            "invalid_id",
+            "A site diary's id is made from its project, site and day (one diary per site and day); this one does not match.",
+        );
+    }
+    let signer = may_sign_diary(caller, after.project, dir);
+    let writer = signer
+        || matches!(
+            dir.project_role(after.project, caller.user),
+            Some(ProjectRole::Crew)
+        );
+    if !writer {
+        return forbidden("Only the project's crew and site managers write its site diary.");
+    }
+    let empty;
+    let b = match before {
+        Some(b) => {
+            if (&b.project, &b.site, &b.day) != (&after.project, &after.site, &after.day) {
+                return reject(
+                    "immutable_field",
+                    "A site diary's project, site and day cannot change.",
+                );
+            }
+            b
+        }
+        None => {
+            empty = Diary::new(after.project, after.site.clone(), after.day.clone());
+            &empty
+        }
+    };
+    // The sign-off log: kept as written, extended one step at a time by site managers.
+    if b.signoffs.iter().any(|e| !after.signoffs.contains(e)) {
+        return reject(
+            "immutable_field",
+            "Sign-offs and reopenings are kept as written.",
+        );
+    }
+    let added: Vec<&SignEvent> = after
+        .signoffs
+        .iter()
+        .filter(|e| !b.signoffs.contains(e))
+        .collect();
+    let mut locked = b.is_locked();
+    let mut reopened = false;
+    for (seq, e) in (b.next_seq()..).zip(&added) {
+        if !signer {
+            return forbidden(
+                "Only the project's site managers sign a diary day off or reopen it.",
+            );
+        }
+        if e.by != caller.user {
+            return forbidden("A sign-off's author must be the person signing.");
+        }
+        if e.seq != seq {
+            return reject(
+                "signoff_conflict",
+                format!(
+                    "The diary's sign-off log moved on while you were offline (expected step {seq}, got {}); look at the day again.",
+                    e.seq
+                ),
+            );
+        }
+        match (e.action, locked) {
+            (DiaryAction::SignOff, true) => {
+                return reject(
+                    "already_signed_off",
+                    "This diary day is already signed off.",
+                );
+            }
+            (DiaryAction::Reopen, false) => {
+                return reject(
+                    "not_signed_off",
+                    "Only a signed-off diary day can be reopened.",
+                );
+            }
+            (DiaryAction::SignOff, false) => locked = true,
+            (DiaryAction::Reopen, true) => {
+                locked = false;
+                reopened = true;
+            }
+        }
+    }
+    if b.is_locked() && !reopened && !b.content_eq(after) {
+        let e = b.last_event();
+        return reject(
+            "diary_locked",
+            format!(
+                "The diary of site {} on {} was signed off{}; a site manager must reopen it before it can change.",
+                b.site,
+                b.day,
+                e.map(|e| format!(" at {}", when(e.at_ms)))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    // Entries: added by their author; changed or removed by their author or a site manager.
+    for name in DIARY_LISTS {
+        let old = b.list(name).map(Vec::as_slice).unwrap_or_default();
+        let new = after.list(name).map(Vec::as_slice).unwrap_or_default();
+        for i in new {
+            match old.iter().find(|o| o.id == i.id) {
+                None if i.by != caller.user => {
+                    return forbidden(format!(
+                        "An entry's author must be the person adding it ('{name}.{}').",
+                        i.id
+                    ));
+                }
+                Some(o) if o != i && !(signer || o.by == caller.user) => {
+                    return forbidden(format!(
+                        "Only its author or a site manager changes an entry ('{name}.{}').",
+                        i.id
+                    ));
+                }
+                Some(o) if o.by != i.by => {
+                    return reject(
+                        "immutable_field",
+                        format!("An entry's author cannot change ('{name}.{}.by').", i.id),
+                    );
+                }
+                _ => {}
+            }
+        }
+        for o in old {
+            let kept = new.iter().any(|i| i.id == o.id);
+            if !kept && !signer && o.by != caller.user {
+                return forbidden(format!(
+                    "Only its author or a site manager removes an entry ('{name}.{}').",
+                    o.id
+                ));
+            }
+        }
+    }
+    for c in &after.crew {
+        if !b.crew.contains(c) && c.by != caller.user {
+            return forbidden(format!(
+                "A crew entry names who wrote it last ('crew.{}.by' must be you).",
+                c.key
+            ));
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! executable instead of one per file (disk, link time and CI time all drop with it).
 
 mod attendance;
+mod diary_rules;
 mod field_rules;
 mod photo_rules;
 mod records;

@@ -419,7 +419,8 @@ pub enum PushItem {
 /// questions.
 pub struct UserDirectory {
     pub users: HashMap<UserId, (Role, Option<UserId>, bool)>,
-    pub projects: HashMap<DocId, Vec<UserId>>,
+    /// Each project's members with their role in it.
+    pub projects: HashMap<DocId, Vec<(UserId, fieldsync_sync::ProjectRole)>>,
 }
 
 impl Directory for UserDirectory {
@@ -430,7 +431,17 @@ impl Directory for UserDirectory {
         self.users.get(&user).and_then(|u| u.1)
     }
     fn project_members(&self, project: DocId) -> Vec<UserId> {
-        self.projects.get(&project).cloned().unwrap_or_default()
+        self.projects
+            .get(&project)
+            .map(|m| m.iter().map(|(u, _)| *u).collect())
+            .unwrap_or_default()
+    }
+    fn project_role(&self, project: DocId, user: UserId) -> Option<fieldsync_sync::ProjectRole> {
+        self.projects
+            .get(&project)?
+            .iter()
+            .find(|(u, _)| *u == user)
+            .map(|(_, r)| *r)
     }
     fn pool_readers(&self) -> Vec<UserId> {
         let mut v: Vec<UserId> = self

@@ -367,14 +367,15 @@ macro_rules! impl_store {
                 let manager = manager.map(|m| parse_id(&m)).transpose()?;
                 map.insert(id, (role, manager, r.try_get::<bool, _>("disabled")?));
             }
-            let mut projects: HashMap<DocId, Vec<UserId>> = HashMap::new();
-            for r in sqlx::query("SELECT project_id, user_id FROM project_members WHERE tenant_id = $1")
+            let mut projects: HashMap<DocId, Vec<(UserId, fieldsync_sync::ProjectRole)>> = HashMap::new();
+            for r in sqlx::query("SELECT project_id, user_id, role FROM project_members WHERE tenant_id = $1")
                 .bind(tenant)
                 .fetch_all(&mut **tx)
                 .await?
             {
                 let project: DocId = parse_id(&r.try_get::<String, _>("project_id")?)?;
-                projects.entry(project).or_default().push(parse_id(&r.try_get::<String, _>("user_id")?)?);
+                let role = r.try_get::<String, _>("role")?.parse().map_err(sql::corrupt)?;
+                projects.entry(project).or_default().push((parse_id(&r.try_get::<String, _>("user_id")?)?, role));
             }
             Ok(UserDirectory { users: map, projects })
         }

@@ -14,6 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use customer::Customer;
+pub use diary::Diary;
 pub use photo::Photo;
 pub use project::Project;
 pub use punch::{Makeup, Punch};
@@ -33,6 +34,7 @@ pub enum RecordKind {
     Punch,
     Makeup,
     Photo,
+    Diary,
 }
 
 impl RecordKind {
@@ -44,6 +46,7 @@ impl RecordKind {
             RecordKind::Punch => "punch",
             RecordKind::Makeup => "makeup",
             RecordKind::Photo => "photo",
+            RecordKind::Diary => "diary",
         }
     }
 }
@@ -64,10 +67,11 @@ impl FromStr for RecordKind {
             "punch" => Ok(RecordKind::Punch),
             "makeup" => Ok(RecordKind::Makeup),
             "photo" => Ok(RecordKind::Photo),
+            "diary" => Ok(RecordKind::Diary),
             other => Err(Rejection::new(
                 "unknown_record_kind",
                 format!(
-                    "'{other}' is not a record kind; this server knows customer, project, visit, punch, makeup and photo."
+                    "'{other}' is not a record kind; this server knows customer, project, visit, punch, makeup, photo and diary."
                 ),
             )),
         }
@@ -99,6 +103,7 @@ pub enum Record {
     Punch(Punch),
     Makeup(Makeup),
     Photo(Photo),
+    Diary(Diary),
 }
 
 impl Record {
@@ -110,6 +115,7 @@ impl Record {
             Record::Punch(_) => RecordKind::Punch,
             Record::Makeup(_) => RecordKind::Makeup,
             Record::Photo(_) => RecordKind::Photo,
+            Record::Diary(_) => RecordKind::Diary,
         }
     }
 
@@ -121,6 +127,7 @@ impl Record {
             Record::Punch(p) => p.id,
             Record::Makeup(m) => m.id,
             Record::Photo(p) => p.id,
+            Record::Diary(d) => d.id,
         }
     }
 
@@ -141,24 +148,38 @@ impl Record {
             Record::Punch(p) => vec![p.user],
             Record::Makeup(m) => vec![m.user],
             Record::Photo(p) => vec![p.author],
+            // A diary belongs to its project: see `principals_in`.
+            Record::Diary(_) => Vec::new(),
         }
     }
 
     /// [`Record::principals`], plus those only a directory knows: a photo of a project or of a
-    /// site diary day is also read by the project's members.
+    /// site diary day, and a site diary, are also read by the project's members.
     pub fn principals_in(&self, dir: &dyn crate::access::Directory) -> Vec<UserId> {
         let mut v = self.principals();
-        if let Record::Photo(p) = self
-            && matches!(
-                p.attached_to.kind,
-                photo::AttachKind::Project | photo::AttachKind::SiteDay
-            )
-        {
-            v.extend(dir.project_members(p.attached_to.id));
+        if let Some(project) = self.project_of() {
+            v.extend(dir.project_members(project));
             v.sort();
             v.dedup();
         }
         v
+    }
+
+    /// The project whose members read this record too: a photo of a project or of a site
+    /// diary day, and a site diary.
+    pub fn project_of(&self) -> Option<DocId> {
+        match self {
+            Record::Photo(p)
+                if matches!(
+                    p.attached_to.kind,
+                    photo::AttachKind::Project | photo::AttachKind::SiteDay
+                ) =>
+            {
+                Some(p.attached_to.id)
+            }
+            Record::Diary(d) => Some(d.project),
+            _ => None,
+        }
     }
 
     /// Reads the record a document holds, with the conflicts found along the way.
@@ -192,6 +213,7 @@ impl Record {
             RecordKind::Punch => Record::Punch(Punch::read_fields(&r, &root, id)?),
             RecordKind::Makeup => Record::Makeup(Makeup::read_fields(&r, &root, id)?),
             RecordKind::Photo => Record::Photo(Photo::read_fields(&r, &root, id)?),
+            RecordKind::Diary => Record::Diary(Diary::read_fields(&r, &root, id)?),
         };
         Ok((rec, r.into_conflicts()))
     }
@@ -208,6 +230,7 @@ impl Record {
             Record::Punch(p) => p.write_fields(tx),
             Record::Makeup(m) => m.write_fields(tx),
             Record::Photo(p) => p.write_fields(tx),
+            Record::Diary(d) => d.write_fields(tx),
         }
     }
 
@@ -292,6 +315,7 @@ macro_rules! choice_enum {
 }
 
 pub mod customer;
+pub mod diary;
 pub mod photo;
 pub mod project;
 pub mod punch;

@@ -390,14 +390,11 @@ async fn main() -> anyhow::Result<()> {
                     disable,
                 } => {
                     let t = app::tenant(s, &tenant).await?;
-                    let find = |email: String| async move {
-                        s.user_by_email(t.id, &email.to_lowercase())
-                            .await?
-                            .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{tenant}'"))
-                    };
-                    let source = find(from).await?;
+                    let source = user_by_email(s, &t, &from).await?;
                     let target = match (to, pool) {
-                        (Some(email), false) => handover::Target::User(find(email).await?.id),
+                        (Some(email), false) => {
+                            handover::Target::User(user_by_email(s, &t, &email).await?.id)
+                        }
                         _ => handover::Target::Pool,
                     };
                     let caller = handover::operator(t.id);
@@ -484,4 +481,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A user of the tenant by email, or an error naming both.
+async fn user_by_email(
+    s: &dyn store::Store,
+    t: &store::Tenant,
+    email: &str,
+) -> anyhow::Result<store::User> {
+    s.user_by_email(t.id, &email.to_lowercase())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user '{email}' in '{}'", t.slug))
 }

@@ -441,6 +441,20 @@ fn who_may_hand_over(h: Harness) {
     );
     assert_eq!((status, body["error"].clone()), (404, json!("not_found")));
 
+    // The routes are described.
+    let (_, spec) = h.get("/openapi.json", None);
+    for route in [
+        "/v1/admin/users/{id}/handover",
+        "/v1/admin/users/{id}/enable",
+        "/v1/admin/handovers",
+        "/v1/admin/handovers/{id}/undo",
+        "/v1/customers/pool",
+        "/v1/customers/{id}/assign",
+    ] {
+        assert!(spec["paths"].get(route).is_some(), "{route} is not described");
+    }
+    assert!(spec["components"]["schemas"].get("HandoverRequest").is_some());
+
     // None of it stored anything.
     let (_, list) = h.get("/v1/admin/handovers", Some(&admin));
     assert_eq!(list, json!([]));

@@ -142,6 +142,22 @@ pub async fn openapi() -> Json<Value> {
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.insert("/v1/import/customers".into(), import_customers());
     }
+    // Staff handover and the shared customer pool (issue 5).
+    let handover = json!({
+            "/v1/admin/users/{id}/handover": { "post": op("Move every customer the user owns, in one step, to an active rep or manager ({\"to\": user id}) or to the shared pool ({\"to\": \"pool\"}); \"disable\": true also disables the user (their devices purge at next contact). Recorded and undoable; a retry with nothing left to move moves nothing and says so (admin)", true, Some("HandoverRequest"), "{handover (null when nothing moved), moved, refused, disabled, message}") },
+            "/v1/admin/users/{id}/enable": { "post": op("Let a disabled user sign in again; their old devices stay revoked (admin)", true, None, "204") },
+            "/v1/admin/handovers": { "get": op("Handovers of the tenant, newest first: from, to (null: the pool), by, at, disabled, customer_ids, undone_at, undone_by, undo_report (admin)", true, None, "Handovers") },
+            "/v1/admin/handovers/{id}/undo": { "post": op("Move back the customers still where the handover put them; those moved since are skipped and reported. 409 already_undone the second time; 409 user_disabled while the user is disabled (admin)", true, None, "{handover, moved_back, already_back, skipped, refused, message}") },
+            "/v1/customers/pool": { "get": op("Customers in the shared pool (managers and admins)", true, None, "List of pooled customers") },
+            "/v1/customers/{id}/assign": { "post": op("Give a customer (typically from the pool) to a rep or manager: managers only to themselves or their team (403 owner_not_allowed otherwise), admins to anyone", true, Some("AssignRequest"), "{customer}") }
+    });
+    if let (Some(paths), Value::Object(handover)) = (doc["paths"].as_object_mut(), handover) {
+        paths.extend(handover);
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.insert("HandoverRequest".into(), obj(json!({ "to": {"type": "string", "description": "a user id, or \"pool\""}, "disable": {"type": "boolean", "default": false} }), json!(["to"])));
+        schemas.insert("AssignRequest".into(), obj(json!({ "owner": {"type": "string", "format": "uuid"} }), json!(["owner"])));
+    }
     Json(doc)
 }
 

@@ -537,6 +537,19 @@ fn who_may_import_and_whole_file_refusals(h: Harness) {
         before,
         "a refused file stored customers"
     );
+
+    // The route is described, with its CSV body and query parameters.
+    let (_, spec) = h.get("/openapi.json", None);
+    let op = &spec["paths"]["/v1/import/customers"]["post"];
+    assert!(
+        op["requestBody"]["content"].get("text/csv").is_some(),
+        "{op}"
+    );
+    let params: Vec<&str> = op["parameters"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(params, ["dry_run", "owner", "map.{field}"], "{op}");
 }
 
 fn a_large_file_imports_and_reimports(h: Harness) {

@@ -18,10 +18,14 @@
 //! data writes nothing. A failure to write is logged as an error and does not fail the read.
 
 use crate::app::AppState;
+use crate::http::attendance::ReportQuery;
 use crate::store::audit::{AccessEntry, DocHistory, LogRow};
+use crate::store::{
+    EventFilter, FieldEventRow, MakeupRow, Person, PhotoFilter, PhotoRow, VisitFilter, VisitRow,
+};
 use crate::store::{Store, StoreError, unframe_changes};
 use automerge::{Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, Value};
-use fieldsync_sync::{Caller, Role};
+use fieldsync_sync::{Caller, DocId, Role};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -128,6 +132,171 @@ pub fn user_or_wide(viewer: &Caller, user: Option<&str>) -> String {
         Some(u) if !u.is_empty() => "user".into(),
         _ => wide_scope(viewer),
     }
+}
+
+/// The scope of an attendance report: the set its filters chose (`team:<id>`, `site:<p>:<s>`,
+/// `users`), else everyone the viewer may report on.
+pub fn report_scope(
+    viewer: &Caller,
+    team: Option<&str>,
+    site: Option<&str>,
+    users: Option<&str>,
+) -> String {
+    match (team, site, users) {
+        (_, _, Some(_)) => "users".into(),
+        (_, Some(s), None) => format!("site:{s}"),
+        (Some(t), None, None) => format!("team:{t}"),
+        (None, None, None) => wide_scope(viewer),
+    }
+}
+
+/// The detail of an access-log row: the request's filters and how many rows it showed.
+pub fn detail(filters: serde_json::Value, rows: usize) -> serde_json::Value {
+    let mut d = filters;
+    d["rows"] = rows.into();
+    d
+}
+
+// What each read route logs: called by its handler once it has the rows, before it answers.
+
+/// `GET /v1/visits`: the reps of the visits shown (check-in times and location verdicts).
+pub async fn viewed_visits(state: &AppState, viewer: &Caller, f: &VisitFilter, rows: &[VisitRow]) {
+    let filters =
+        serde_json::json!({ "rep": f.rep, "customer": f.customer, "from": f.from, "to": f.to });
+    let scope = user_or_wide(viewer, f.rep.as_deref());
+    let subjects = rows.iter().map(|v| v.rep_id.as_str());
+    log_access(
+        state,
+        viewer,
+        "visits",
+        &scope,
+        subjects,
+        detail(filters, rows.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/customers/{id}/timeline`: the reps of the customer's visits.
+pub async fn viewed_timeline(
+    state: &AppState,
+    viewer: &Caller,
+    customer: DocId,
+    rows: &[VisitRow],
+) {
+    let filters = serde_json::json!({ "customer": customer });
+    let subjects = rows.iter().map(|v| v.rep_id.as_str());
+    let scope = format!("record:{customer}");
+    log_access(
+        state,
+        viewer,
+        "customer_timeline",
+        &scope,
+        subjects,
+        detail(filters, rows.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/field-events`: the people whose events (positions and grades) were shown.
+pub async fn viewed_events(
+    state: &AppState,
+    viewer: &Caller,
+    f: &EventFilter,
+    rows: &[FieldEventRow],
+) {
+    let filters = serde_json::json!({ "user": f.user, "event": f.event, "trust": f.trust, "from": f.from, "to": f.to });
+    let scope = user_or_wide(viewer, f.user.as_deref());
+    let subjects = rows.iter().map(|e| e.user_id.as_str());
+    log_access(
+        state,
+        viewer,
+        "field_events",
+        &scope,
+        subjects,
+        detail(filters, rows.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/makeups`: the workers whose make-up punches were shown.
+pub async fn viewed_makeups(
+    state: &AppState,
+    viewer: &Caller,
+    status: Option<&str>,
+    rows: &[MakeupRow],
+) {
+    let filters = serde_json::json!({ "status": status });
+    let subjects = rows.iter().map(|m| m.user_id.as_str());
+    log_access(
+        state,
+        viewer,
+        "makeups",
+        &wide_scope(viewer),
+        subjects,
+        detail(filters, rows.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/reports/attendance`: everyone the report covers.
+pub async fn viewed_report(state: &AppState, viewer: &Caller, q: &ReportQuery, people: &[Person]) {
+    let filters = serde_json::json!({ "from": q.from, "to": q.to, "format": q.format, "team": q.team, "site": q.site, "users": q.users });
+    let scope = report_scope(
+        viewer,
+        q.team.as_deref(),
+        q.site.as_deref(),
+        q.users.as_deref(),
+    );
+    let subjects = people.iter().map(|p| p.id.as_str());
+    log_access(
+        state,
+        viewer,
+        "attendance_report",
+        &scope,
+        subjects,
+        detail(filters, people.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/photos`: the authors of the photos shown (with their positions).
+pub async fn viewed_photos(state: &AppState, viewer: &Caller, f: &PhotoFilter, rows: &[PhotoRow]) {
+    let filters = serde_json::json!({ "project": f.project, "site": f.site, "day": f.day, "author": f.author, "from": f.from, "to": f.to });
+    let scope = user_or_wide(viewer, f.author.as_deref());
+    let subjects = rows.iter().map(|p| p.author_id.as_str());
+    log_access(
+        state,
+        viewer,
+        "photos",
+        &scope,
+        subjects,
+        detail(filters, rows.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/geojson`: the authors and reps of the points exported (GeoJSON features).
+pub async fn viewed_map(
+    state: &AppState,
+    viewer: &Caller,
+    project: Option<&str>,
+    features: &[serde_json::Value],
+) {
+    let filters = serde_json::json!({ "project": project });
+    let scope = project.map_or_else(|| wide_scope(viewer), |p| format!("project:{p}"));
+    let subjects = features.iter().filter_map(|f| {
+        let p = &f["properties"];
+        p["author"].as_str().or(p["rep"].as_str())
+    });
+    log_access(
+        state,
+        viewer,
+        "geojson",
+        &scope,
+        subjects,
+        detail(filters, features.len()),
+    )
+    .await;
 }
 
 // ---- Record history ----

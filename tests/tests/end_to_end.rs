@@ -3,6 +3,7 @@
 //! One test binary per crate: each suite is a module here, so the workspace links one
 //! executable instead of one per file (disk, link time and CI time all drop with it).
 
+mod audit;
 mod bad_input;
 mod blobs;
 mod convergence;

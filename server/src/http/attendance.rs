@@ -553,6 +553,7 @@ pub async fn attendance_report(
         .attendance_inputs(auth.caller.tenant, people.as_deref(), from_ms, to_ms)
         .await?;
     let format = q.format.clone().unwrap_or_else(|| "json".into());
+    crate::audit::viewed_report(&state, &auth.caller, &q, &inputs.people).await;
     let sheet = q.sheet.unwrap_or(Sheet::Summary);
     let name = format!("attendance-{from}-to-{to}");
     // Building and writing a big report is CPU work: off the async runtime.

@@ -94,12 +94,12 @@ pub async fn list_visits(
     auth: Auth,
     Query(filter): Query<VisitFilter>,
 ) -> ApiResult<Json<Vec<VisitRow>>> {
-    Ok(Json(
-        state
-            .store
-            .list_visits(&auth.caller, &filter, now_ms())
-            .await?,
-    ))
+    let visits = state
+        .store
+        .list_visits(&auth.caller, &filter, now_ms())
+        .await?;
+    crate::audit::viewed_visits(&state, &auth.caller, &filter, &visits).await;
+    Ok(Json(visits))
 }
 
 #[derive(Deserialize)]
@@ -255,6 +255,7 @@ pub async fn customer_timeline(
         }
     }
     items.sort_by_key(|i| std::cmp::Reverse(i.0));
+    crate::audit::viewed_timeline(&state, &auth.caller, id, &visits).await;
     let made: Vec<&VisitRow> = visits.iter().filter(|v| v.check_in_at.is_some()).collect();
     let summary = serde_json::json!({
         "visit_count": made.len(),
@@ -274,7 +275,9 @@ pub async fn field_events(
     auth: Auth,
     Query(filter): Query<EventFilter>,
 ) -> ApiResult<Json<Vec<FieldEventRow>>> {
-    Ok(Json(state.store.field_events(&auth.caller, &filter).await?))
+    let events = state.store.field_events(&auth.caller, &filter).await?;
+    crate::audit::viewed_events(&state, &auth.caller, &filter, &events).await;
+    Ok(Json(events))
 }
 
 #[derive(Deserialize)]
@@ -297,12 +300,12 @@ pub async fn list_makeups(
             format!("'{s}' is not a make-up status; use pending, approved or rejected."),
         ));
     }
-    Ok(Json(
-        state
-            .store
-            .list_makeups(&auth.caller, q.status.as_deref())
-            .await?,
-    ))
+    let makeups = state
+        .store
+        .list_makeups(&auth.caller, q.status.as_deref())
+        .await?;
+    crate::audit::viewed_makeups(&state, &auth.caller, q.status.as_deref(), &makeups).await;
+    Ok(Json(makeups))
 }
 
 #[derive(Deserialize)]

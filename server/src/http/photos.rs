@@ -46,6 +46,7 @@ pub async fn list_photos(
         state.store.photo_hashes(auth.caller.tenant).await?
     };
     let policy = state.store.field_policy(auth.caller.tenant).await?;
+    crate::audit::viewed_photos(&state, &auth.caller, &filter, &photos).await;
     let mut out = Vec::with_capacity(photos.len());
     for p in photos {
         let m = media.iter().find(|m| m.sha256 == p.sha256);
@@ -316,6 +317,7 @@ pub async fn geojson(
             }));
         }
     }
+    crate::audit::viewed_map(&state, &auth.caller, q.project.as_deref(), &features).await;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/geo+json")],
         Json(json!({ "type": "FeatureCollection", "features": features })),

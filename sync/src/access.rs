@@ -127,3 +127,122 @@ pub fn can_read(caller: &Caller, principals: &[UserId], dir: &dyn Directory) -> 
                 .iter()
                 .any(|p| dir.manager_of(*p) == Some(caller.user)))
 }
+
+#[cfg(test)]
+mod pool_tests {
+    //! The shared pool: who reads it, and which owner moves the rules allow around it.
+    use super::*;
+    use crate::record::{Customer, Record};
+    use crate::rules::check_change;
+    use std::collections::HashMap;
+
+    struct Dir(HashMap<UserId, (Role, Option<UserId>)>);
+
+    impl Directory for Dir {
+        fn active_role(&self, user: UserId) -> Option<Role> {
+            self.0.get(&user).map(|u| u.0)
+        }
+        fn manager_of(&self, user: UserId) -> Option<UserId> {
+            self.0.get(&user).and_then(|u| u.1)
+        }
+    }
+
+    struct World {
+        dir: Dir,
+        admin: Caller,
+        boss1: Caller,
+        boss2: Caller,
+        rep1: Caller,
+        rep2: Caller,
+    }
+
+    /// An admin, two managers, rep1 reporting to boss1 and rep2 to boss2.
+    fn world() -> World {
+        let tenant = TenantId::new();
+        let mk = |role| Caller {
+            tenant,
+            user: UserId::new(),
+            role,
+        };
+        let (admin, boss1, boss2) = (mk(Role::Admin), mk(Role::Manager), mk(Role::Manager));
+        let (rep1, rep2) = (mk(Role::FieldRep), mk(Role::FieldRep));
+        let mut m = HashMap::new();
+        m.insert(admin.user, (Role::Admin, None));
+        m.insert(boss1.user, (Role::Manager, None));
+        m.insert(boss2.user, (Role::Manager, None));
+        m.insert(rep1.user, (Role::FieldRep, Some(boss1.user)));
+        m.insert(rep2.user, (Role::FieldRep, Some(boss2.user)));
+        World {
+            dir: Dir(m),
+            admin,
+            boss1,
+            boss2,
+            rep1,
+            rep2,
+        }
+    }
+
+    /// The code of the rule's refusal when `by` moves a customer from `from` to `to`; `None`
+    /// when allowed.
+    fn moving(w: &World, by: &Caller, from: UserId, to: UserId) -> Option<String> {
+        let mut before = Customer::new("Pooled Ltd", w.rep1.user);
+        before.owner = from;
+        let mut after = before.clone();
+        after.owner = to;
+        check_change(
+            before.id,
+            Some(&Record::Customer(before)),
+            &Record::Customer(after),
+            by,
+            &w.dir,
+        )
+        .err()
+        .map(|e| e.code)
+    }
+
+    #[test]
+    fn managers_and_admins_read_the_pool_and_reps_do_not() {
+        let w = world();
+        assert!(can_read(&w.boss1, &[POOL], &w.dir));
+        assert!(can_read(&w.boss2, &[POOL], &w.dir));
+        assert!(can_read(&w.admin, &[POOL], &w.dir));
+        assert!(!can_read(&w.rep1, &[POOL], &w.dir));
+        assert!(is_pool(POOL) && !is_pool(w.rep1.user));
+    }
+
+    #[test]
+    fn only_an_admin_puts_customers_into_the_pool() {
+        let w = world();
+        assert_eq!(moving(&w, &w.admin, w.rep1.user, POOL), None);
+        assert_eq!(
+            moving(&w, &w.boss1, w.rep1.user, POOL).as_deref(),
+            Some("pool_not_allowed")
+        );
+        assert_eq!(
+            moving(&w, &w.rep1, w.rep1.user, POOL).as_deref(),
+            Some("pool_not_allowed")
+        );
+    }
+
+    #[test]
+    fn a_manager_hands_pooled_customers_to_their_own_team_only() {
+        let w = world();
+        assert_eq!(moving(&w, &w.boss1, POOL, w.rep1.user), None);
+        assert_eq!(moving(&w, &w.boss1, POOL, w.boss1.user), None);
+        assert_eq!(
+            moving(&w, &w.boss1, POOL, w.rep2.user).as_deref(),
+            Some("owner_not_allowed")
+        );
+        assert_eq!(moving(&w, &w.admin, POOL, w.rep2.user), None);
+        // A rep cannot take one from the pool, not even for themselves.
+        assert_eq!(
+            moving(&w, &w.rep1, POOL, w.rep1.user).as_deref(),
+            Some("forbidden")
+        );
+        // Nobody hands a pooled customer to someone who is not an active user.
+        assert_eq!(
+            moving(&w, &w.admin, POOL, UserId::new()).as_deref(),
+            Some("unknown_owner")
+        );
+    }
+}

@@ -5,6 +5,7 @@
 
 mod crash;
 mod demo;
+mod handover_cli;
 mod import_cli;
 mod media;
 mod report;

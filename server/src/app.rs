@@ -122,6 +122,14 @@ impl AppState {
         store: Arc<dyn Store>,
         blob_dir: impl Into<std::path::PathBuf>,
     ) -> Result<Self, StoreError> {
+        Self::with_blob_store(store, BlobStore::new(blob_dir)).await
+    }
+
+    /// State with photo bytes kept by `blobs` (local files or S3, see `crate::blobs`).
+    pub async fn with_blob_store(
+        store: Arc<dyn Store>,
+        blobs: BlobStore,
+    ) -> Result<Self, StoreError> {
         let secret = store.signing_secret().await?;
         let (live, _) = broadcast::channel(1024);
         Ok(Self {
@@ -130,7 +138,7 @@ impl AppState {
             live,
             metrics: Arc::default(),
             login_guard: Arc::default(),
-            blobs: Arc::new(BlobStore::new(blob_dir)),
+            blobs: Arc::new(blobs),
             // Thumbnails, EXIF and the perceptual hash of every photo as its bytes arrive.
             on_blob_stored: Some(crate::photo_media::hook()),
         })

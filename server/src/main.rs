@@ -47,9 +47,16 @@ enum Command {
         /// Seed a demo tenant (if absent) and print how to log in.
         #[arg(long)]
         demo: bool,
-        /// Directory for photo bytes [default: <data-dir>/blobs].
+        /// Directory for photo bytes [default: <data-dir>/blobs]. With --blob-store, only the
+        /// uploads in progress are kept here.
         #[arg(long, env = "FIELDSYNC_BLOB_DIR")]
         blob_dir: Option<PathBuf>,
+        /// Keep finished photo bytes and thumbnails in S3-compatible object storage:
+        /// s3://bucket/prefix. Endpoint, credentials and region come from the usual AWS_*
+        /// variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION);
+        /// an http:// endpoint (a local server) is allowed. Default: local files.
+        #[arg(long, env = "FIELDSYNC_BLOB_STORE")]
+        blob_store: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -214,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             demo: seed_demo,
             blob_dir,
+            blob_store,
         } => {
             let store = store::open(&db.url())
                 .await
@@ -226,7 +234,17 @@ async fn main() -> anyhow::Result<()> {
                 false
             };
             let blob_dir = blob_dir.unwrap_or_else(|| db.data_dir.join("blobs"));
-            let state = AppState::with_blobs(store.clone(), &blob_dir).await?;
+            let blobs = match blob_store.as_deref().filter(|u| !u.is_empty()) {
+                None => fieldsync_server::blobs::BlobStore::new(&blob_dir),
+                Some(url) => {
+                    fieldsync_server::blobs::BlobStore::s3(&blob_dir, url, std::env::vars())?
+                }
+            };
+            blobs.check().await.with_context(|| {
+                format!("the photo store {} cannot be reached", blobs.location())
+            })?;
+            tracing::info!(blobs = %blobs.location(), uploads = %blob_dir.display(), "photo bytes");
+            let state = AppState::with_blob_store(store.clone(), blobs).await?;
             let swept = state
                 .blobs
                 .sweep_stale(fieldsync_server::blobs::STALE_AFTER)

@@ -11,9 +11,8 @@ use crate::app::{AppState, BlobHook};
 use crate::blobs::BlobRef;
 use crate::media;
 use crate::store::MediaRow;
+use fieldsync_sync::GeoPoint;
 use fieldsync_sync::trust::{self, Reason, Severity, TrustLevel};
-use fieldsync_sync::{GeoPoint, TenantId};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// EXIF GPS further than this (plus the phone fix's accuracy) from the phone's fix is suspicious.
@@ -22,14 +21,6 @@ pub const GPS_MISMATCH_M: f64 = 100.0;
 pub const TIME_MISMATCH_MS: i64 = 10 * 60_000;
 /// Perceptual hashes this close (of 64 bits) are the same picture.
 pub const NEAR_DUPLICATE_BITS: u32 = 6;
-
-/// Where the thumbnail of `sha256` with long side `long_side` is kept: beside the tenant's
-/// blobs, built only from validated parts (a tenant id and a checked hash).
-pub fn derived_path(root: &Path, tenant: TenantId, sha256: &str, long_side: u32) -> PathBuf {
-    root.join(tenant.as_string())
-        .join("derived")
-        .join(format!("{sha256}-{long_side}.jpg"))
-}
 
 /// The post-processing hook: spawns [`process_blob`] and returns at once.
 pub fn hook() -> BlobHook {
@@ -47,7 +38,13 @@ pub fn hook() -> BlobHook {
 /// cannot be decoded is recorded with its error code (the reviewer sees why there is no
 /// thumbnail); only storage failures are errors here.
 pub async fn process_blob(state: &AppState, blob: BlobRef) -> anyhow::Result<()> {
-    let bytes = tokio::fs::read(&blob.path).await?;
+    // The thumbnails are kept in the blob store's backend beside the blob (local files or
+    // S3), keyed by tenant, hash and size: see `BlobStore::put_derived`.
+    let bytes = state
+        .blobs
+        .read(blob.tenant, &blob.sha256)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("blob {} vanished before processing", blob.sha256))?;
     let processed =
         tokio::task::spawn_blocking(move || media::process(&bytes, &media::Options::thumbnails()))
             .await?;
@@ -55,8 +52,10 @@ pub async fn process_blob(state: &AppState, blob: BlobRef) -> anyhow::Result<()>
     let row = match processed {
         Ok(p) => {
             for t in &p.thumbnails {
-                let path = derived_path(state.blobs.root(), blob.tenant, &sha, t.long_side);
-                write_atomically(&path, &t.jpeg).await?;
+                state
+                    .blobs
+                    .put_derived(blob.tenant, &blob.sha256, t.long_side, t.jpeg.clone())
+                    .await?;
             }
             MediaRow {
                 sha256: sha.clone(),
@@ -98,19 +97,6 @@ pub async fn process_blob(state: &AppState, blob: BlobRef) -> anyhow::Result<()>
     };
     state.store.record_photo_media(blob.tenant, &row).await?;
     Ok(())
-}
-
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = tokio::fs::File::create(&tmp).await?;
-    f.write_all(bytes).await?;
-    f.sync_all().await?;
-    drop(f);
-    tokio::fs::rename(&tmp, path).await
 }
 
 /// The grade of a photo's bytes against its record.

@@ -18,8 +18,11 @@ pub struct Harness {
     http: ureq::Agent,
     /// The PostgreSQL server URL and this harness's database, dropped at the end.
     pg: Option<(String, String)>,
-    /// Where the server keeps photo bytes (inside this harness's temp dir).
+    /// Where the server keeps photo bytes (inside this harness's temp dir); with S3, only the
+    /// uploads in progress.
     pub blob_dir: std::path::PathBuf,
+    /// The S3-compatible server finished photo bytes go to, if this harness uses one.
+    pub s3: Option<S3Server>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,7 +48,21 @@ impl Harness {
             .join("fieldsync.db")
             .to_string_lossy()
             .into_owned();
-        Self::start_on(&path, dir, None)
+        Self::start_on(&path, dir, None, None)
+    }
+
+    /// Starts a server on 127.0.0.1:0 with a fresh SQLite database whose photo bytes go to a
+    /// fresh S3-compatible server (see [`S3Server::start`]); `None`, with a message, when
+    /// none can be started and none is required.
+    pub fn start_s3() -> Option<Harness> {
+        let s3 = S3Server::start()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir
+            .path()
+            .join("fieldsync.db")
+            .to_string_lossy()
+            .into_owned();
+        Some(Self::start_on(&path, dir, None, Some(s3)))
     }
 
     /// Starts a server on 127.0.0.1:0 over a fresh PostgreSQL database on the server named by
@@ -82,10 +99,28 @@ impl Harness {
             &format!("{base}/{name}"),
             tempfile::tempdir().expect("tempdir"),
             Some((url, name)),
+            None,
         ))
     }
 
-    fn start_on(store_url: &str, dir: tempfile::TempDir, pg: Option<(String, String)>) -> Harness {
+    /// The blob store the server is given: local files, or S3 with local upload sessions.
+    fn blob_store(
+        blob_dir: &std::path::Path,
+        s3: Option<&S3Server>,
+    ) -> fieldsync_server::blobs::BlobStore {
+        match s3 {
+            None => fieldsync_server::blobs::BlobStore::new(blob_dir),
+            Some(s3) => fieldsync_server::blobs::BlobStore::s3(blob_dir, &s3.url(), s3.vars())
+                .expect("S3 blob store"),
+        }
+    }
+
+    fn start_on(
+        store_url: &str,
+        dir: tempfile::TempDir,
+        pg: Option<(String, String)>,
+        s3: Option<S3Server>,
+    ) -> Harness {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -94,7 +129,9 @@ impl Harness {
         let blob_dir = dir.path().join("blobs");
         let (store, server) = rt.block_on(async {
             let store = store::open(store_url).await.expect("open store");
-            let state = AppState::with_blobs(store.clone(), &blob_dir)
+            let blobs = Self::blob_store(&blob_dir, s3.as_ref());
+            blobs.check().await.expect("the blob store answers");
+            let state = AppState::with_blob_store(store.clone(), blobs)
                 .await
                 .expect("state");
             let server = Server::start(state, "127.0.0.1:0".parse().expect("addr"))
@@ -115,6 +152,7 @@ impl Harness {
             http,
             pg,
             blob_dir,
+            s3,
             _dir: dir,
         }
     }
@@ -447,7 +485,8 @@ impl Harness {
             self.rt.block_on(s.stop());
         }
         let server = self.rt.block_on(async {
-            let mut state = AppState::with_blobs(self.store.clone(), &self.blob_dir)
+            let blobs = Self::blob_store(&self.blob_dir, self.s3.as_ref());
+            let mut state = AppState::with_blob_store(self.store.clone(), blobs)
                 .await
                 .expect("state");
             configure(&mut state);
@@ -466,6 +505,264 @@ impl Harness {
 
     /// The server's blob store, read from the side (as the photo code would).
     pub fn blobs(&self) -> fieldsync_server::blobs::BlobStore {
-        fieldsync_server::blobs::BlobStore::new(&self.blob_dir)
+        Self::blob_store(&self.blob_dir, self.s3.as_ref())
     }
+
+    /// A tenant's stored blob as the backend holds it, read without the server's code: the
+    /// file `<blob_dir>/<tenant>/<aa>/<sha256>`, or the object `<prefix>/<tenant>/<aa>/<sha256>`.
+    pub fn stored_blob(&self, tenant: TenantId, sha256: &str) -> Option<Vec<u8>> {
+        let rel = format!("{tenant}/{}/{sha256}", &sha256[..2]);
+        match &self.s3 {
+            None => std::fs::read(self.blob_dir.join(rel)).ok(),
+            Some(s3) => s3.object(&format!("{}/{rel}", S3Server::PREFIX)),
+        }
+    }
+
+    /// Everything kept for a tenant, as paths relative to its part of the store, sorted: the
+    /// local files (upload sessions, and blobs and thumbnails with local storage) and, with
+    /// S3, the objects under the tenant's prefix.
+    pub fn stored_files(&self, tenant: TenantId) -> Vec<String> {
+        let dir = self.blob_dir.join(tenant.to_string());
+        let mut out: Vec<String> = files_under(&dir)
+            .iter()
+            .filter_map(|p| p.strip_prefix(&dir).ok())
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect();
+        if let Some(s3) = &self.s3 {
+            let prefix = format!("{}/{tenant}/", S3Server::PREFIX);
+            out.extend(
+                s3.keys(&prefix)
+                    .into_iter()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
+            );
+        }
+        out.sort();
+        out
+    }
+
+    /// Nothing at all was kept: no blob directory, and no object in the bucket.
+    pub fn nothing_stored(&self) -> bool {
+        !self.blob_dir.exists() && self.s3.as_ref().is_none_or(|s3| s3.keys("").is_empty())
+    }
+}
+
+/// Every file under `dir` (none if it does not exist).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// An S3-compatible server for the tests: moto's (`pip install 'moto[server]'`), started on a
+/// free port with one empty bucket, and killed when dropped.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    child: std::process::Child,
+    http: ureq::Agent,
+    /// A client of its own (moto refuses unsigned reads of objects), to look at the bucket
+    /// without the server's code.
+    client: Option<object_store::aws::AmazonS3>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl S3Server {
+    pub const BUCKET: &str = "fieldsync-test";
+    /// The prefix the server's objects go under (`s3://bucket/prefix`), so keys are checked
+    /// to stay under it.
+    pub const PREFIX: &str = "photos";
+
+    /// Starts `moto_server` on a free port and makes the bucket. `None`, with a message
+    /// starting `SKIPPED:`, when `moto_server` is not installed, unless
+    /// `FIELDSYNC_REQUIRE_S3=1`, which makes that a failure.
+    pub fn start() -> Option<S3Server> {
+        let required = std::env::var("FIELDSYNC_REQUIRE_S3").is_ok_and(|v| v == "1");
+        // A `moto_server` that is a shim or wrapper without moto behind it counts as missing.
+        static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let installed = *INSTALLED.get_or_init(|| {
+            std::process::Command::new("moto_server")
+                .arg("--help")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !installed {
+            assert!(
+                !required,
+                "FIELDSYNC_REQUIRE_S3=1 but moto_server does not run; pip install 'moto[server]'"
+            );
+            eprintln!(
+                "SKIPPED: photo bytes on S3: moto_server is not installed (pip install 'moto[server]')."
+            );
+            return None;
+        }
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        // A port found free may be taken before moto binds it: then try another.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let spawned = std::process::Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            let child = match spawned {
+                Ok(c) => c,
+                Err(e) if !required => {
+                    eprintln!(
+                        "SKIPPED: photo bytes on S3: moto_server could not be started ({e}); pip install 'moto[server]'."
+                    );
+                    return None;
+                }
+                Err(e) => panic!(
+                    "FIELDSYNC_REQUIRE_S3=1 but moto_server could not be started ({e}); pip install 'moto[server]'"
+                ),
+            };
+            let mut s3 = S3Server {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                child,
+                http: http.clone(),
+                client: None,
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime"),
+            };
+            if s3.wait_ready() {
+                let resp = s3
+                    .http
+                    .put(format!("{}/{}", s3.endpoint, Self::BUCKET))
+                    .send_empty()
+                    .expect("create the bucket");
+                assert_eq!(resp.status().as_u16(), 200, "creating the test bucket");
+                let mut builder = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(Self::BUCKET)
+                    .with_allow_http(true);
+                for (k, v) in s3.vars() {
+                    builder = builder.with_config(k.to_ascii_lowercase().parse().expect("key"), v);
+                }
+                s3.client = Some(builder.build().expect("S3 client"));
+                return Some(s3);
+            }
+        }
+        panic!("moto_server did not come up on any of five ports");
+    }
+
+    /// Waits until the server answers; false if it exited (its port was taken) or never did.
+    fn wait_ready(&mut self) -> bool {
+        // Bounded: moto imports in a second or two; a minute means something is wrong.
+        for _ in 0..600 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if let Ok(r) = self.http.get(format!("{}/", self.endpoint)).call()
+                && r.status().as_u16() < 500
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// The blob store URL: `s3://bucket/prefix`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", Self::BUCKET, Self::PREFIX)
+    }
+
+    /// The `AWS_*` settings the server is given (moto takes any credentials).
+    pub fn vars(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "fieldsync-test"),
+            ("AWS_SECRET_ACCESS_KEY", "fieldsync-test-secret"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn client(&self) -> &object_store::aws::AmazonS3 {
+        self.client
+            .as_ref()
+            .expect("BUG: the client is made at start")
+    }
+
+    /// An object's bytes, if it exists.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        use object_store::ObjectStoreExt;
+        let key = object_store::path::Path::parse(key).expect("key");
+        self.rt.block_on(async {
+            match self.client().get(&key).await {
+                Ok(got) => Some(got.bytes().await.expect("object body").to_vec()),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => panic!("reading {key} from the test bucket: {e}"),
+            }
+        })
+    }
+
+    /// The keys of the bucket's objects under `prefix` (whole path segments), sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        use futures_util::StreamExt;
+        use object_store::ObjectStore;
+        let prefix = object_store::path::Path::parse(prefix).expect("prefix");
+        let mut keys: Vec<String> = self.rt.block_on(async {
+            let mut listing = self.client().list(Some(&prefix));
+            let mut keys = Vec::new();
+            while let Some(meta) = listing.next().await {
+                keys.push(meta.expect("listing the test bucket").location.to_string());
+            }
+            keys
+        });
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs each named scenario `fn(Harness)` with photo bytes in local files and in an
+/// S3-compatible store (moto; skipped, with a message, when it is not installed and not
+/// required by `FIELDSYNC_REQUIRE_S3=1`). Both on SQLite.
+#[macro_export]
+macro_rules! on_both_blob_stores {
+    ($($name:ident),* $(,)?) => {
+        mod on_local_files {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::Harness::start());
+            })*
+        }
+        mod on_s3 {
+            $(#[test]
+            fn $name() {
+                if let Some(h) = $crate::Harness::start_s3() {
+                    super::$name(h);
+                }
+            })*
+        }
+    };
 }

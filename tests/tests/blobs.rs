@@ -3,13 +3,15 @@
 //! (`../shared/fixtures/photos/mobile/jolla.jpg`): cut at random points, chunks retried, lost
 //! and sent with gaps, a request cut off mid-body, a server restart half way, wrong bytes,
 //! two tenants, two uploaders at once, and every refusal with its code.
+//!
+//! Every scenario runs twice: with finished blobs in local files and in an S3-compatible
+//! store (moto), with the upload sessions on local disk in both (`on_both_blob_stores!`).
 
 use fieldsync_server::blobs::{BlobHash, BlobMime, BlobRef, MAX_BLOB_BYTES, MAX_CHUNK_BYTES};
 use fieldsync_sync::{Role, TenantId};
-use fieldsync_tests::Harness;
+use fieldsync_tests::{Harness, on_both_blob_stores};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 const JOLLA: &str = concat!(
@@ -71,29 +73,17 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     );
 }
 
-/// Where the server keeps a tenant's blob.
-fn blob_path(h: &Harness, tenant: TenantId, sha256: &str) -> PathBuf {
-    h.blob_dir
-        .join(tenant.to_string())
-        .join(&sha256[..2])
-        .join(sha256)
+/// What the store holds for a stored blob: `<aa>/<sha256>`, relative to the tenant.
+fn blob_entry(sha256: &str) -> String {
+    format!("{}/{sha256}", &sha256[..2])
 }
 
-/// Every file under `dir` (none if it does not exist).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+/// What the store keeps for a tenant (see [`Harness::stored_files`]) less the thumbnails,
+/// which the photo processing adds in the background after a blob is stored.
+fn kept(h: &Harness, tenant: TenantId) -> Vec<String> {
+    let mut files = h.stored_files(tenant);
+    files.retain(|f| !f.starts_with("derived/"));
+    files
 }
 
 /// Uploads `bytes` whole, in chunks of `chunk`, resuming from whatever the server holds when
@@ -119,9 +109,7 @@ fn the_fixture_hashes_as_sha256sum_says() {
     assert_eq!(sha(&jolla()), JOLLA_SHA256);
 }
 
-#[test]
-fn a_photo_is_stored_under_its_hash_and_the_same_photo_again_costs_nothing() {
-    let h = Harness::start();
+fn a_photo_is_stored_under_its_hash_and_the_same_photo_again_costs_nothing(h: Harness) {
     let (tenant, tok) = company(&h, "acme");
     let bytes = jolla();
     let size = bytes.len() as u64;
@@ -140,13 +128,9 @@ fn a_photo_is_stored_under_its_hash_and_the_same_photo_again_costs_nothing() {
         body,
         json!({"sha256": JOLLA_SHA256, "size": size, "received": size, "complete": true})
     );
-    let path = blob_path(&h, tenant, JOLLA_SHA256);
-    assert_eq!(std::fs::read(&path).expect("stored"), bytes);
+    assert_eq!(h.stored_blob(tenant, JOLLA_SHA256).expect("stored"), bytes);
     // Only the blob is left: the upload's files are gone.
-    assert_eq!(
-        files_under(&h.blob_dir.join(tenant.to_string())),
-        vec![path]
-    );
+    assert_eq!(kept(&h, tenant), vec![blob_entry(JOLLA_SHA256)]);
 
     // The same photo again (another phone, or this one after a reinstall): complete at once.
     let before = metrics(&h);
@@ -274,9 +258,7 @@ fn flaky_upload(h: &Harness, tok: &str, bytes: &[u8], seed: u64) {
     assert_eq!(last["received"], json!(size), "{last}");
 }
 
-#[test]
-fn an_upload_cut_at_random_points_with_retries_and_gaps_stores_the_exact_bytes() {
-    let h = Harness::start();
+fn an_upload_cut_at_random_points_with_retries_and_gaps_stores_the_exact_bytes(h: Harness) {
     let (tenant, tok) = company(&h, "acme");
     let photo = jolla();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
@@ -290,20 +272,19 @@ fn an_upload_cut_at_random_points_with_retries_and_gaps_stores_the_exact_bytes()
             let mut bytes = photo.clone();
             bytes.extend_from_slice(&seed.to_le_bytes());
             flaky_upload(&h, &tok, &bytes, seed);
-            let stored = std::fs::read(blob_path(&h, tenant, &sha(&bytes))).expect("stored");
+            let stored = h.stored_blob(tenant, &sha(&bytes)).expect("stored");
             prop_assert!(stored == bytes, "stored bytes differ (seed {seed})");
             Ok(())
         })
         .expect("every cut");
-    // Nothing is left half-done.
-    let uploads = h.blob_dir.join(tenant.to_string()).join("uploads");
-    assert_eq!(files_under(&uploads), Vec::<PathBuf>::new());
+    // Nothing is left half-done: only the blobs are kept.
+    let kept = kept(&h, tenant);
+    assert_eq!(kept.len(), 12, "{kept:?}");
+    assert!(kept.iter().all(|f| !f.starts_with("uploads/")), "{kept:?}");
 }
 
-#[test]
-fn a_chunk_cut_off_mid_request_stores_none_of_it_and_the_upload_resumes() {
+fn a_chunk_cut_off_mid_request_stores_none_of_it_and_the_upload_resumes(h: Harness) {
     use std::io::{Read, Write};
-    let h = Harness::start();
     let (tenant, tok) = company(&h, "acme");
     let bytes = jolla();
     begin_ok(&h, &tok, &bytes);
@@ -330,16 +311,11 @@ fn a_chunk_cut_off_mid_request_stores_none_of_it_and_the_upload_resumes() {
     assert_eq!(received(&h, &tok, JOLLA_SHA256), 100_000);
     let done = upload(&h, &tok, &bytes, 300_000);
     assert_eq!(done["complete"], json!(true));
-    assert_eq!(
-        std::fs::read(blob_path(&h, tenant, JOLLA_SHA256)).expect("stored"),
-        bytes
-    );
+    assert_eq!(h.stored_blob(tenant, JOLLA_SHA256).expect("stored"), bytes);
     assert!(h.healthy());
 }
 
-#[test]
-fn an_upload_interrupted_by_a_server_restart_resumes_where_it_stopped() {
-    let mut h = Harness::start();
+fn an_upload_interrupted_by_a_server_restart_resumes_where_it_stopped(mut h: Harness) {
     let (tenant, tok) = company(&h, "acme");
     let bytes = jolla();
     begin_ok(&h, &tok, &bytes);
@@ -354,15 +330,10 @@ fn an_upload_interrupted_by_a_server_restart_resumes_where_it_stopped() {
     let (st, body) = h.put_chunk(&tok, JOLLA_SHA256, 333_333, &bytes[333_333..]);
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["complete"], json!(true));
-    assert_eq!(
-        std::fs::read(blob_path(&h, tenant, JOLLA_SHA256)).expect("stored"),
-        bytes
-    );
+    assert_eq!(h.stored_blob(tenant, JOLLA_SHA256).expect("stored"), bytes);
 }
 
-#[test]
-fn bytes_that_do_not_match_their_hash_are_refused_and_nothing_is_stored() {
-    let h = Harness::start();
+fn bytes_that_do_not_match_their_hash_are_refused_and_nothing_is_stored(h: Harness) {
     let (tenant, tok) = company(&h, "acme");
     let bytes = jolla();
     let mut forged = bytes.clone();
@@ -375,8 +346,8 @@ fn bytes_that_do_not_match_their_hash_are_refused_and_nothing_is_stored() {
 
     assert_error(&status(&h, &tok, JOLLA_SHA256), 404, "no_upload");
     assert_eq!(
-        files_under(&h.blob_dir.join(tenant.to_string())),
-        Vec::<PathBuf>::new(),
+        kept(&h, tenant),
+        Vec::<String>::new(),
         "neither the blob nor the partial file is kept"
     );
     // The phone starts over, from zero, and the right bytes are accepted.
@@ -384,9 +355,7 @@ fn bytes_that_do_not_match_their_hash_are_refused_and_nothing_is_stored() {
     assert_eq!(upload(&h, &tok, &bytes, 1 << 20)["complete"], json!(true));
 }
 
-#[test]
-fn a_tenant_never_sees_nor_writes_another_tenants_blobs() {
-    let h = Harness::start();
+fn a_tenant_never_sees_nor_writes_another_tenants_blobs(h: Harness) {
     let (a, tok_a) = company(&h, "acme");
     let (b, tok_b) = company(&h, "other");
     let bytes = jolla();
@@ -415,14 +384,8 @@ fn a_tenant_never_sees_nor_writes_another_tenants_blobs() {
     assert_eq!(b_begin["complete"], json!(false));
     assert_eq!(received(&h, &tok_a, &other_sha), 1000);
     upload(&h, &tok_b, &bytes, 1 << 20);
-    assert_eq!(
-        std::fs::read(blob_path(&h, b, JOLLA_SHA256)).expect("B's copy"),
-        bytes
-    );
-    assert_eq!(
-        std::fs::read(blob_path(&h, a, JOLLA_SHA256)).expect("A's copy"),
-        bytes
-    );
+    assert_eq!(h.stored_blob(b, JOLLA_SHA256).expect("B's copy"), bytes);
+    assert_eq!(h.stored_blob(a, JOLLA_SHA256).expect("A's copy"), bytes);
     // And each reads only its own.
     let read = |t| {
         h.rt.block_on(h.blobs().read(t, &JOLLA_SHA256.parse().expect("hash")))
@@ -432,9 +395,7 @@ fn a_tenant_never_sees_nor_writes_another_tenants_blobs() {
     assert_eq!(read(TenantId::new()), None);
 }
 
-#[test]
-fn hashes_and_paths_that_could_escape_the_store_are_refused() {
-    let h = Harness::start();
+fn hashes_and_paths_that_could_escape_the_store_are_refused(h: Harness) {
     let (_, tok) = company(&h, "acme");
     let good = JOLLA_SHA256;
     let bad_bodies = [
@@ -470,12 +431,10 @@ fn hashes_and_paths_that_could_escape_the_store_are_refused() {
         let (st, body) = h.get(raw, Some(&tok));
         assert!(matches!(st, 400 | 404), "{raw}: {st} {body}");
     }
-    assert!(!h.blob_dir.exists(), "nothing touched the disk");
+    assert!(h.nothing_stored(), "nothing touched the disk or the bucket");
 }
 
-#[test]
-fn oversized_empty_and_unsupported_uploads_are_refused_with_codes() {
-    let h = Harness::start();
+fn oversized_empty_and_unsupported_uploads_are_refused_with_codes(h: Harness) {
     let (_, tok) = company(&h, "acme");
     let some = sha(b"some photo");
 
@@ -528,7 +487,7 @@ fn oversized_empty_and_unsupported_uploads_are_refused_with_codes() {
         401,
         "missing_token",
     );
-    assert!(!h.blob_dir.exists(), "refused before touching the disk");
+    assert!(h.nothing_stored(), "refused before touching the disk");
 
     // PUT without a session.
     assert_error(&h.put_chunk(&tok, &some, 0, b"x"), 404, "no_upload");
@@ -605,9 +564,7 @@ fn oversized_empty_and_unsupported_uploads_are_refused_with_codes() {
     assert_eq!((st, body["complete"].clone()), (200, json!(true)), "{body}");
 }
 
-#[test]
-fn uploads_of_the_same_photo_at_once_store_one_intact_copy_and_announce_it_once() {
-    let mut h = Harness::start();
+fn uploads_of_the_same_photo_at_once_store_one_intact_copy_and_announce_it_once(mut h: Harness) {
     let (tenant, tok) = company(&h, "acme");
     let stored: Arc<Mutex<Vec<BlobRef>>> = Arc::default();
     let seen = stored.clone();
@@ -628,12 +585,8 @@ fn uploads_of_the_same_photo_at_once_store_one_intact_copy_and_announce_it_once(
             });
         }
     });
-    let path = blob_path(&h, tenant, JOLLA_SHA256);
-    assert_eq!(std::fs::read(&path).expect("stored"), bytes);
-    assert_eq!(
-        files_under(&h.blob_dir.join(tenant.to_string())),
-        vec![path.clone()]
-    );
+    assert_eq!(h.stored_blob(tenant, JOLLA_SHA256).expect("stored"), bytes);
+    assert_eq!(kept(&h, tenant), vec![blob_entry(JOLLA_SHA256)]);
     let announced = stored.lock().expect("lock").clone();
     assert_eq!(
         announced,
@@ -642,10 +595,56 @@ fn uploads_of_the_same_photo_at_once_store_one_intact_copy_and_announce_it_once(
             sha256: JOLLA_SHA256.parse().expect("hash"),
             size: bytes.len() as u64,
             mime: BlobMime::Jpeg,
-            path,
         }]
     );
     // Uploaded again: nothing new to announce.
     upload(&h, &tok, &bytes, 1 << 20);
     assert_eq!(stored.lock().expect("lock").len(), 1);
 }
+
+#[test]
+fn a_missing_bucket_is_a_clear_error_at_startup_without_credentials_in_it() {
+    let Some(s3) = fieldsync_tests::S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store =
+        fieldsync_server::blobs::BlobStore::s3(dir.path(), "s3://no-such-bucket/photos", s3.vars())
+            .expect("a well-formed configuration");
+    assert_eq!(store.location(), "s3://no-such-bucket/photos");
+    let err = rt
+        .block_on(store.check())
+        .expect_err("the bucket does not exist");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("NoSuchBucket"), "{shown}");
+    for (name, value) in s3.vars() {
+        if name.contains("SECRET") {
+            assert!(
+                !shown.contains(&value),
+                "the secret is never shown: {shown}"
+            );
+        }
+    }
+    assert!(!format!("{store:?}").contains("fieldsync-test-secret"));
+    // The bucket the harness made answers.
+    let good = fieldsync_server::blobs::BlobStore::s3(dir.path(), &s3.url(), s3.vars())
+        .expect("configuration");
+    rt.block_on(good.check()).expect("the test bucket answers");
+    assert!(!dir.path().join("x").exists());
+}
+
+on_both_blob_stores!(
+    a_photo_is_stored_under_its_hash_and_the_same_photo_again_costs_nothing,
+    an_upload_cut_at_random_points_with_retries_and_gaps_stores_the_exact_bytes,
+    a_chunk_cut_off_mid_request_stores_none_of_it_and_the_upload_resumes,
+    an_upload_interrupted_by_a_server_restart_resumes_where_it_stopped,
+    bytes_that_do_not_match_their_hash_are_refused_and_nothing_is_stored,
+    a_tenant_never_sees_nor_writes_another_tenants_blobs,
+    hashes_and_paths_that_could_escape_the_store_are_refused,
+    oversized_empty_and_unsupported_uploads_are_refused_with_codes,
+    uploads_of_the_same_photo_at_once_store_one_intact_copy_and_announce_it_once,
+);

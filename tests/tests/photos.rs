@@ -191,7 +191,8 @@ fn site_photos_are_graded_shared_with_the_project_and_reviewed(h: Harness) {
 /// A real camera photo (GPS in its EXIF) uploaded as bytes: the server reads the EXIF, makes
 /// the thumbnails, grades the bytes against the record, and serves each file to the project's
 /// members only.
-fn uploaded_bytes_are_read_thumbnailed_checked_and_served(h: Harness) {
+/// Returns the harness, for a look at where the files went.
+fn uploaded_bytes_are_read_thumbnailed_checked_and_served(h: Harness) -> Harness {
     let tenant = h.tenant("acme");
     let admin = h.user(tenant, "admin@acme.test", Role::Admin, None);
     let crew = h.user(tenant, "crew@acme.test", Role::FieldRep, None);
@@ -295,9 +296,38 @@ fn uploaded_bytes_are_read_thumbnailed_checked_and_served(h: Harness) {
     );
     let (s, body) = h.get(&format!("/v1/photos/{}/file/huge", ph.id), Some(&crew_t));
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_variant")));
+    // The original and its two thumbnails are kept, under the tenant, and nothing else.
+    assert_eq!(
+        h.stored_files(tenant),
+        vec![
+            format!("{}/{sha}", &sha[..2]),
+            format!("derived/{sha}-1600.jpg"),
+            format!("derived/{sha}-320.jpg"),
+        ]
+    );
+    h
 }
 
 on_both_stores!(
     site_photos_are_graded_shared_with_the_project_and_reviewed,
     uploaded_bytes_are_read_thumbnailed_checked_and_served,
 );
+
+/// The photo's bytes, thumbnails and stamped copy in S3-compatible storage (on SQLite).
+mod on_s3 {
+    #[test]
+    fn uploaded_bytes_are_read_thumbnailed_checked_and_served() {
+        if let Some(h) = fieldsync_tests::Harness::start_s3() {
+            let h = super::uploaded_bytes_are_read_thumbnailed_checked_and_served(h);
+            // The original and both thumbnails are objects under the prefix; no local file
+            // is left (the upload session is gone too).
+            let s3 = h.s3.as_ref().expect("an S3 harness");
+            assert_eq!(s3.keys("photos/").len(), 3, "{:?}", s3.keys(""));
+            assert_eq!(s3.keys("").len(), 3, "{:?}", s3.keys(""));
+            assert_eq!(
+                fieldsync_tests::files_under(&h.blob_dir),
+                Vec::<std::path::PathBuf>::new()
+            );
+        }
+    }
+}

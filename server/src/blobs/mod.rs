@@ -1,40 +1,52 @@
 //! Photo bytes: a content-addressed store per tenant, and the resumable upload sessions that
 //! fill it.
 //!
-//! A blob is named by the SHA-256 of its bytes and lives at `<root>/<tenant>/<aa>/<sha256>`
-//! (`aa` = the first two hex digits, so no directory grows past a few thousand files). An
-//! upload in progress is two files in `<root>/<tenant>/uploads/`: `<sha256>.part` (the bytes
-//! received so far, always a prefix of the blob) and `<sha256>.json` (the declared size and
-//! type). The session exists exactly as long as the `.json` does.
+//! A blob is named by the SHA-256 of its bytes and kept under `<tenant>/<aa>/<sha256>` (`aa` =
+//! the first two hex digits, so no directory grows past a few thousand files) in the
+//! [`backend`]: the local directory `<root>` by default, or an S3-compatible bucket (`s3://
+//! bucket/prefix`) for deployments that outgrow one disk. An upload in progress is always two
+//! local files in `<root>/<tenant>/uploads/`: `<sha256>.part` (the bytes received so far,
+//! always a prefix of the blob) and `<sha256>.json` (the declared size and type). The session
+//! exists exactly as long as the `.json` does.
 //!
 //! Why it is shaped this way:
 //! - **Resumable and idempotent.** The server's progress is the length of the `.part` file and
 //!   nothing else, so "how much do you have?" is one `stat`, a retried chunk is skipped up to
 //!   what is already held, and a restart loses nothing: every acknowledged chunk was written
-//!   and `fsync`ed before the answer.
+//!   and `fsync`ed before the answer. Sessions stay on local disk even with S3, where
+//!   appending to an object is not possible.
 //! - **Verified.** When the last byte arrives the whole file is hashed; only a file whose
-//!   SHA-256 is its name is moved (one `rename`, then the directory `fsync`ed) into the store.
-//!   A mismatch discards the upload: nothing unverified is ever served.
+//!   SHA-256 is its name goes to the backend (locally one `rename`, then the directory
+//!   `fsync`ed; on S3 one `PUT`, or a multipart upload for a large blob, either of which
+//!   makes the object appear whole or not at all). The upload is acknowledged only after
+//!   that. A mismatch discards the upload: nothing unverified is ever served.
 //! - **Per tenant.** Each tenant has its own namespace and its own copy, even of bytes another
 //!   tenant holds: telling tenant B "already complete" because tenant A has a file would tell B
 //!   what A has.
-//! - **Safe paths.** Paths are joined only from a tenant UUID (from the verified token) and a
-//!   [`BlobHash`] (exactly 64 lower-case hex digits), so no input can name a file outside the
-//!   root.
+//! - **Safe paths and keys.** Paths and object keys are joined only from a tenant UUID (from
+//!   the verified token) and a [`BlobHash`] (exactly 64 lower-case hex digits), so no input
+//!   can name a file or object outside the tenant's part of the store.
 //! - **One writer per blob.** Every operation on (tenant, hash) holds that key's lock for its
-//!   whole length, including the blocking file work (the guard moves into the blocking task,
-//!   so a client that hangs up cannot release the lock while its write is still running).
+//!   whole length, including the file work and the object upload (the guard moves into a
+//!   task of its own, so a client that hangs up cannot release the lock while its write is
+//!   still running).
 //!
 //! Post-processing (thumbnails, EXIF) is not done here: [`BlobStore::append`] returns a
 //! [`BlobRef`] for a blob it has just stored, and the HTTP layer hands that to
-//! [`crate::app::AppState::on_blob_stored`].
+//! [`crate::app::AppState::on_blob_stored`]. The thumbnails are kept in the same backend
+//! ([`BlobStore::put_derived`]).
 
+mod backend;
+
+use backend::Backend;
+pub use backend::{BlobBody, BlobConfigError, SINGLE_PUT_MAX};
 use fieldsync_sync::TenantId;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
+use std::future::Future;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -161,7 +173,8 @@ impl UploadState {
     }
 }
 
-/// A blob just stored and verified: what post-processing needs to find it.
+/// A blob just stored and verified: what post-processing needs to find it (read it back with
+/// [`BlobStore::read`]; blobs are never rewritten).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobRef {
     pub tenant: TenantId,
@@ -169,8 +182,6 @@ pub struct BlobRef {
     pub size: u64,
     /// The type the phone declared (not yet checked against the bytes).
     pub mime: BlobMime,
-    /// The stored file; read-only from here on (blobs are never rewritten).
-    pub path: PathBuf,
 }
 
 /// Why a blob operation failed. All but [`BlobError::Io`] and [`BlobError::Task`] are the
@@ -200,6 +211,13 @@ pub enum BlobError {
         #[source]
         source: io::Error,
     },
+    #[error("blob storage: {step} object {key}: {source}")]
+    Backend {
+        step: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
     #[error("blob storage task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -228,14 +246,10 @@ struct SessionMeta {
     mime: BlobMime,
 }
 
-/// The files of one (tenant, hash).
+/// The local files of one (tenant, hash)'s upload session.
 struct Paths {
     tenant: TenantId,
     hash: BlobHash,
-    /// `<root>/<tenant>/<aa>/`
-    fan: PathBuf,
-    /// `<root>/<tenant>/<aa>/<sha256>`
-    blob: PathBuf,
     /// `<root>/<tenant>/uploads/`
     uploads: PathBuf,
     /// `<root>/<tenant>/uploads/<sha256>.part`
@@ -244,46 +258,98 @@ struct Paths {
     meta: PathBuf,
 }
 
-/// The blob store: local files under one root directory. Directories are made on first
-/// write, so a store nobody uploads to leaves no trace.
+/// The blob store: upload sessions in local files under one root directory, finished blobs in
+/// the [`Backend`] (the same directory by default, or an S3 bucket). Directories are made on
+/// first write, so a store nobody uploads to leaves no trace.
 pub struct BlobStore {
     root: PathBuf,
+    backend: Arc<Backend>,
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     swept: Mutex<HashMap<TenantId, Instant>>,
 }
 
 impl fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The backend's Display names the directory or bucket, never credentials.
         f.debug_struct("BlobStore")
             .field("root", &self.root)
+            .field("backend", &self.backend.to_string())
             .finish_non_exhaustive()
     }
 }
 
+/// What one locked operation works with: the session's files and the backend.
+struct Ctx {
+    p: Arc<Paths>,
+    backend: Arc<Backend>,
+}
+
+/// Runs blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work).await?
+}
+
 impl BlobStore {
-    /// A store rooted at `root` (created when the first upload starts).
+    /// A store of local files rooted at `root` (created when the first upload starts).
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Self::with_backend(root.clone(), Backend::Local { root })
+    }
+
+    /// A store whose finished blobs and thumbnails live in the S3 bucket named by `url`
+    /// (`s3://bucket/prefix`), with upload sessions under the local directory `root`.
+    /// `vars` are the `AWS_*` settings (endpoint, credentials, region), usually
+    /// `std::env::vars()`. Nothing is contacted here: see [`BlobStore::check`].
+    pub fn s3(
+        root: impl Into<PathBuf>,
+        url: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, BlobConfigError> {
+        Ok(Self::with_backend(
+            root.into(),
+            backend::s3_backend(url, vars)?,
+        ))
+    }
+
+    fn with_backend(root: PathBuf, backend: Backend) -> Self {
         Self {
-            root: root.into(),
+            root,
+            backend: Arc::new(backend),
             locks: Mutex::default(),
             swept: Mutex::default(),
         }
     }
 
+    /// The local directory of upload sessions (and of blobs, for the local backend).
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Where finished blobs live, for logs: a directory or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        self.backend.to_string()
+    }
+
+    /// Where one blob is (or would be) kept: its file path or its object key.
+    pub fn blob_location(&self, tenant: TenantId, hash: &BlobHash) -> String {
+        self.backend.blob_location(tenant, hash)
+    }
+
+    /// Checks that the backend can be reached (for S3: the bucket exists and the credentials
+    /// are accepted). Run once at startup, so a wrong configuration stops the server there
+    /// rather than failing the first upload.
+    pub async fn check(&self) -> Result<()> {
+        self.backend.check().await
+    }
+
     fn paths(&self, tenant: TenantId, hash: &BlobHash) -> Paths {
         // Both parts are validated: a UUID's canonical form and 64 hex digits.
-        let tenant_dir = self.root.join(tenant.as_string());
-        let fan = tenant_dir.join(&hash.as_str()[..2]);
-        let uploads = tenant_dir.join("uploads");
+        let uploads = self.root.join(tenant.as_string()).join("uploads");
         Paths {
             tenant,
             hash: hash.clone(),
-            blob: fan.join(hash.as_str()),
-            fan,
             part: uploads.join(format!("{hash}.part")),
             meta: uploads.join(format!("{hash}.json")),
             uploads,
@@ -306,18 +372,29 @@ impl BlobStore {
         lock
     }
 
-    /// Runs `work` on the blocking pool while holding the (tenant, hash) lock.
-    async fn locked<T: Send + 'static>(
+    /// Runs `work` as its own task while holding the (tenant, hash) lock. The guard moves
+    /// into the task, and the task runs to its end even if the request that started it is
+    /// dropped (a client hanging up), so the lock is never released under a write or an
+    /// object upload that is still going on.
+    async fn locked<T, F>(
         &self,
         tenant: TenantId,
         hash: &BlobHash,
-        work: impl FnOnce(Paths) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+        work: impl FnOnce(Ctx) -> F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
         let guard = self.lock_for(tenant, hash).lock_owned().await;
-        let paths = self.paths(tenant, hash);
-        tokio::task::spawn_blocking(move || {
+        let ctx = Ctx {
+            p: Arc::new(self.paths(tenant, hash)),
+            backend: self.backend.clone(),
+        };
+        let fut = work(ctx);
+        tokio::spawn(async move {
             let _guard = guard;
-            work(paths)
+            fut.await
         })
         .await?
     }
@@ -338,26 +415,30 @@ impl BlobStore {
             return Err(BlobError::TooLarge { size });
         }
         self.sweep_tenant_if_due(tenant).await;
-        self.locked(tenant, hash, move |p| begin_locked(&p, size, mime))
+        self.locked(tenant, hash, move |c| begin_locked(c, size, mime))
             .await
     }
 
     /// Where an upload stands; `None` if the tenant has neither the blob nor an upload of it.
     pub async fn status(&self, tenant: TenantId, hash: &BlobHash) -> Result<Option<UploadState>> {
-        self.locked(tenant, hash, |p| {
-            if let Some(size) = stored_size(&p.blob)? {
-                return Ok(Some(UploadState::complete(&p.hash, size)));
+        self.locked(tenant, hash, |c| async move {
+            if let Some(size) = c.backend.size(c.p.tenant, &c.p.hash).await? {
+                return Ok(Some(UploadState::complete(&c.p.hash, size)));
             }
-            let Some(meta) = read_meta(&p.meta)? else {
-                return Ok(None);
-            };
-            let received = part_len(&p.part)?.unwrap_or(0).min(meta.size);
-            Ok(Some(UploadState {
-                sha256: p.hash.to_string(),
-                size: meta.size,
-                received,
-                complete: false,
-            }))
+            let p = c.p.clone();
+            blocking(move || {
+                let Some(meta) = read_meta(&p.meta)? else {
+                    return Ok(None);
+                };
+                let received = part_len(&p.part)?.unwrap_or(0).min(meta.size);
+                Ok(Some(UploadState {
+                    sha256: p.hash.to_string(),
+                    size: meta.size,
+                    received,
+                    complete: false,
+                }))
+            })
+            .await
         })
         .await
     }
@@ -367,8 +448,9 @@ impl BlobStore {
     /// would leave a gap is refused with [`BlobError::OffsetMismatch`]. What is written is
     /// `fsync`ed before this returns.
     ///
-    /// When the last byte arrives the blob is verified and stored, and the answer carries its
-    /// [`BlobRef`] (only on that call: a repeat finds it complete and returns `None`).
+    /// When the last byte arrives the blob is verified and stored in the backend, and the
+    /// answer carries its [`BlobRef`] (only on that call: a repeat finds it complete and
+    /// returns `None`).
     pub async fn append(
         &self,
         tenant: TenantId,
@@ -380,10 +462,8 @@ impl BlobStore {
         if len > MAX_CHUNK_BYTES {
             return Err(BlobError::ChunkTooLarge { len });
         }
-        self.locked(tenant, hash, move |p| {
-            append_locked(&p, offset, bytes.as_ref())
-        })
-        .await
+        self.locked(tenant, hash, move |c| append_locked(c, offset, bytes))
+            .await
     }
 
     /// Whether the tenant holds the blob (verified and stored).
@@ -393,30 +473,42 @@ impl BlobStore {
 
     /// The stored blob's size, if the tenant holds it.
     pub async fn size(&self, tenant: TenantId, hash: &BlobHash) -> Result<Option<u64>> {
-        let path = self.paths(tenant, hash).blob;
-        tokio::task::spawn_blocking(move || stored_size(&path)).await?
+        self.backend.size(tenant, hash).await
     }
 
-    /// Opens a stored blob for reading (for downloads, once the caller has checked that the
-    /// asker may see the photo). `None` if the tenant does not hold it.
-    pub async fn open(&self, tenant: TenantId, hash: &BlobHash) -> Result<Option<tokio::fs::File>> {
-        let path = self.paths(tenant, hash).blob;
-        match tokio::fs::File::open(&path).await {
-            Ok(f) => Ok(Some(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step("opening", &path),
-        }
+    /// A stored blob as a stream of bytes with its size (for downloads, once the caller has
+    /// checked that the asker may see the photo). `None` if the tenant does not hold it.
+    pub async fn open(&self, tenant: TenantId, hash: &BlobHash) -> Result<Option<BlobBody>> {
+        self.backend.open(tenant, hash).await
     }
 
     /// Reads a stored blob whole (at most [`MAX_BLOB_BYTES`]). `None` if the tenant does not
     /// hold it.
     pub async fn read(&self, tenant: TenantId, hash: &BlobHash) -> Result<Option<Vec<u8>>> {
-        let path = self.paths(tenant, hash).blob;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).step("reading", &path),
-        }
+        self.backend.read(tenant, hash).await
+    }
+
+    /// Stores a file made from the blob `hash` (the thumbnail with long side `side`) beside
+    /// it, replacing an earlier one.
+    pub async fn put_derived(
+        &self,
+        tenant: TenantId,
+        hash: &BlobHash,
+        side: u32,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        self.backend.put_derived(tenant, hash, side, bytes).await
+    }
+
+    /// A file made from the blob `hash` (see [`BlobStore::put_derived`]); `None` if there is
+    /// none (yet).
+    pub async fn read_derived(
+        &self,
+        tenant: TenantId,
+        hash: &BlobHash,
+        side: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        self.backend.read_derived(tenant, hash, side).await
     }
 
     /// Removes uploads untouched for `older_than`, of every tenant; the count removed. Run at
@@ -574,40 +666,48 @@ fn discard(p: &Paths) -> Result<()> {
     Ok(())
 }
 
-fn begin_locked(p: &Paths, size: u64, mime: BlobMime) -> Result<UploadState> {
-    if let Some(stored) = stored_size(&p.blob)? {
+async fn begin_locked(c: Ctx, size: u64, mime: BlobMime) -> Result<UploadState> {
+    if let Some(stored) = c.backend.size(c.p.tenant, &c.p.hash).await? {
         // The same bytes again cost nothing. The stored size is the truth: a hash names one
         // content, whatever size was declared.
-        return Ok(UploadState::complete(&p.hash, stored));
+        return Ok(UploadState::complete(&c.p.hash, stored));
     }
-    if let Some(meta) = read_meta(&p.meta)? {
+    let p = c.p.clone();
+    let (meta, received) =
+        blocking(move || Ok((read_meta(&p.meta)?, part_len(&p.part)?.unwrap_or(0)))).await?;
+    if let Some(meta) = meta {
         if meta.size != size {
             return Err(BlobError::SizeMismatch {
                 declared: size,
                 size: meta.size,
             });
         }
-        let received = part_len(&p.part)?.unwrap_or(0);
         if received == size {
             // All bytes arrived but the server stopped before storing them: finish now. A
             // mismatch here starts over below rather than failing the phone's resume.
-            match finish(p, &meta) {
-                Ok(_) => return Ok(UploadState::complete(&p.hash, size)),
+            match finish(&c, &meta).await {
+                Ok(_) => return Ok(UploadState::complete(&c.p.hash, size)),
                 Err(BlobError::HashMismatch { .. }) => {}
                 Err(e) => return Err(e),
             }
         } else if received < size {
             return Ok(UploadState {
-                sha256: p.hash.to_string(),
+                sha256: c.p.hash.to_string(),
                 size,
                 received,
                 complete: false,
             });
         } else {
-            discard(p)?;
+            let p = c.p.clone();
+            blocking(move || discard(&p)).await?;
         }
     }
-    // A new session: the empty `.part` first, then the `.json` that makes the session exist.
+    let p = c.p.clone();
+    blocking(move || new_session(&p, size, mime)).await
+}
+
+/// Starts a session: the empty `.part` first, then the `.json` that makes the session exist.
+fn new_session(p: &Paths, size: u64, mime: BlobMime) -> Result<UploadState> {
     ensure_dir(&p.uploads)?;
     fs::File::create(&p.part)
         .and_then(|f| f.sync_all())
@@ -631,11 +731,33 @@ fn begin_locked(p: &Paths, size: u64, mime: BlobMime) -> Result<UploadState> {
     })
 }
 
-fn append_locked(p: &Paths, offset: u64, bytes: &[u8]) -> Result<(UploadState, Option<BlobRef>)> {
-    if let Some(stored) = stored_size(&p.blob)? {
+/// What writing a chunk left: more to come, or every byte received.
+enum Appended {
+    Partial(UploadState),
+    Full(SessionMeta),
+}
+
+async fn append_locked(
+    c: Ctx,
+    offset: u64,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+) -> Result<(UploadState, Option<BlobRef>)> {
+    if let Some(stored) = c.backend.size(c.p.tenant, &c.p.hash).await? {
         // Stored already (by this phone, whose last answer was lost, or by another): done.
-        return Ok((UploadState::complete(&p.hash, stored), None));
+        return Ok((UploadState::complete(&c.p.hash, stored), None));
     }
+    let p = c.p.clone();
+    match blocking(move || append_part(&p, offset, bytes.as_ref())).await? {
+        Appended::Partial(st) => Ok((st, None)),
+        Appended::Full(meta) => {
+            let stored = finish(&c, &meta).await?;
+            Ok((UploadState::complete(&c.p.hash, meta.size), Some(stored)))
+        }
+    }
+}
+
+/// Writes a chunk to the session's `.part` and syncs it.
+fn append_part(p: &Paths, offset: u64, bytes: &[u8]) -> Result<Appended> {
     let meta = read_meta(&p.meta)?.ok_or(BlobError::NoUpload)?;
     let mut file = match fs::OpenOptions::new().read(true).write(true).open(&p.part) {
         Ok(f) => f,
@@ -673,23 +795,44 @@ fn append_locked(p: &Paths, offset: u64, bytes: &[u8]) -> Result<(UploadState, O
     }
     drop(file);
     if received < meta.size {
-        return Ok((
-            UploadState {
-                sha256: p.hash.to_string(),
-                size: meta.size,
-                received,
-                complete: false,
-            },
-            None,
-        ));
+        return Ok(Appended::Partial(UploadState {
+            sha256: p.hash.to_string(),
+            size: meta.size,
+            received,
+            complete: false,
+        }));
     }
-    let stored = finish(p, &meta)?;
-    Ok((UploadState::complete(&p.hash, meta.size), Some(stored)))
+    Ok(Appended::Full(meta))
 }
 
-/// Verifies a fully received upload and moves it into the store; on a mismatch the upload is
-/// discarded.
-fn finish(p: &Paths, meta: &SessionMeta) -> Result<BlobRef> {
+/// Verifies a fully received upload and stores it in the backend; on a mismatch the upload
+/// is discarded. The session ends (its `.json` removed) only once the backend holds the
+/// blob, so a failure or a crash before that leaves a complete session that the next
+/// `begin` or chunk finishes.
+async fn finish(c: &Ctx, meta: &SessionMeta) -> Result<BlobRef> {
+    let p = c.p.clone();
+    blocking(move || verify(&p)).await?;
+    c.backend
+        .store_blob(c.p.tenant, &c.p.hash, &c.p.part, meta.size)
+        .await?;
+    let p = c.p.clone();
+    blocking(move || {
+        // Local: the rename took the `.part` away already. S3: it is a copy now.
+        remove_if_present(&p.meta)?;
+        remove_if_present(&p.part)?;
+        sync_dir(&p.uploads)
+    })
+    .await?;
+    Ok(BlobRef {
+        tenant: c.p.tenant,
+        sha256: c.p.hash.clone(),
+        size: meta.size,
+        mime: meta.mime,
+    })
+}
+
+/// Hashes the `.part`; a file whose SHA-256 is not its name is discarded with its session.
+fn verify(p: &Paths) -> Result<()> {
     let mut file = fs::File::open(&p.part).step("opening", &p.part)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -706,20 +849,7 @@ fn finish(p: &Paths, meta: &SessionMeta) -> Result<BlobRef> {
         discard(p)?;
         return Err(BlobError::HashMismatch { actual });
     }
-    ensure_dir(&p.fan)?;
-    // Same file system (both under the tenant's directory), so the rename is atomic: the blob
-    // is either absent or whole.
-    fs::rename(&p.part, &p.blob).step("storing", &p.blob)?;
-    sync_dir(&p.fan)?;
-    remove_if_present(&p.meta)?;
-    sync_dir(&p.uploads)?;
-    Ok(BlobRef {
-        tenant: p.tenant,
-        sha256: p.hash.clone(),
-        size: meta.size,
-        mime: meta.mime,
-        path: p.blob.clone(),
-    })
+    Ok(())
 }
 
 /// When the session was last written to (the newer of its files), if it has any file.
@@ -829,14 +959,14 @@ mod tests {
             .expect("rest");
         assert!(st.complete);
         let stored = done.expect("stored now");
-        assert_eq!(
-            stored.path,
-            store
-                .root()
-                .join(tenant.as_string())
-                .join(&hash.as_str()[..2])
-                .join(hash.as_str())
-        );
+        assert_eq!((stored.size, stored.mime), (100_000, BlobMime::Jpeg));
+        let path = store
+            .root()
+            .join(tenant.as_string())
+            .join(&hash.as_str()[..2])
+            .join(hash.as_str());
+        assert_eq!(store.blob_location(tenant, &hash), path.to_string_lossy());
+        assert_eq!(fs::read(&path).expect("the file"), bytes);
         assert_eq!(store.read(tenant, &hash).await.expect("read"), Some(bytes));
         assert!(
             !store

@@ -100,7 +100,7 @@ impl From<BlobError> for BlobApiError {
                 "hash_mismatch",
                 "The bytes received do not have the declared SHA-256, so nothing was stored; start the upload again with POST /v1/blobs.",
             ),
-            e @ (BlobError::Io { .. } | BlobError::Task(_)) => {
+            e @ (BlobError::Io { .. } | BlobError::Backend { .. } | BlobError::Task(_)) => {
                 tracing::error!(error = %e, "blob storage failure");
                 ApiError::internal()
             }

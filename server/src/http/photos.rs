@@ -110,26 +110,47 @@ pub async fn photo_file(
         )
     };
     let tenant = auth.caller.tenant;
-    let thumb = |side: u32| {
-        crate::photo_media::derived_path(state.blobs.root(), tenant, &photo.sha256, side)
+    let storage_failed = |e: crate::blobs::BlobError| {
+        tracing::error!(error = %e, "reading a photo file failed");
+        ApiError::internal()
+    };
+    // Thumbnails come whole from the blob store (local files or S3): they are small.
+    let thumb = async |side: u32| {
+        state
+            .blobs
+            .read_derived(tenant, &hash, side)
+            .await
+            .map_err(storage_failed)?
+            .ok_or_else(not_yet)
     };
     let (content_type, body): (String, Vec<u8>) = match variant.as_str() {
         "original" => {
-            let b = state
+            // Streamed from the store: an original may be 40 MiB.
+            let blob = state
                 .blobs
-                .read(tenant, &hash)
+                .open(tenant, &hash)
                 .await
-                .map_err(|_| ApiError::internal())?
+                .map_err(storage_failed)?
                 .ok_or_else(not_yet)?;
-            (photo.mime.clone(), b)
+            return Ok((
+                [
+                    (axum::http::header::CONTENT_TYPE, photo.mime.clone()),
+                    (
+                        axum::http::header::CACHE_CONTROL,
+                        "private, max-age=86400".to_owned(),
+                    ),
+                    (axum::http::header::CONTENT_LENGTH, blob.size.to_string()),
+                ],
+                axum::body::Body::from_stream(blob.stream),
+            )
+                .into_response());
         }
         "320" | "1600" => {
             let side = if variant == "320" { 320 } else { 1600 };
-            let b = tokio::fs::read(thumb(side)).await.map_err(|_| not_yet())?;
-            ("image/jpeg".into(), b)
+            ("image/jpeg".into(), thumb(side).await?)
         }
         "stamped" => {
-            let b = tokio::fs::read(thumb(1600)).await.map_err(|_| not_yet())?;
+            let b = thumb(1600).await?;
             let mut lines = vec![
                 chrono::DateTime::from_timestamp_millis(photo.captured_at_ms)
                     .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())

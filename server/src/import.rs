@@ -970,69 +970,78 @@ pub async fn import_customers(
     drop(rows);
 
     // What each good row becomes: a new customer, or a change (possibly none) to one an
-    // earlier import made.
-    let keys: Vec<String> = good.iter().map(|g| g.key.clone()).collect();
-    let known = store.import_keys(caller.tenant, &keys).await?;
-    let ids: Vec<DocId> = known.values().copied().collect();
-    let stored = store.customer_docs(caller.tenant, &ids).await?;
+    // earlier import made. A batch at a time, so only one batch's documents are in memory,
+    // and the Automerge work runs off the async runtime.
     let mut done = report.len() - good.len();
     on_event(Event::Progress { done, total });
-
+    let dir = std::sync::Arc::new(dir);
     let mut seen_ids: HashSet<DocId> = HashSet::new();
-    let mut pending: Vec<Planned> = Vec::new();
-    for g in good {
-        let planned = plan(
-            &g,
-            known.get(&g.key).copied(),
-            &stored,
-            caller,
-            default_owner,
-            &dir,
-        );
-        match planned {
-            Ok(p) if !seen_ids.insert(p.id) => {
-                // Two keys that name one customer (possible only across differently keyed
-                // files): the first row wins.
-                report[g.idx].errors.push(RowError {
-                    code: "duplicate_row".into(),
-                    message: "Another row of this file is the same customer; each customer may appear once in a file.".into(),
-                    column: map.header(Field::Name),
-                });
-                done += 1;
-            }
-            Ok(p) if p.changes.is_empty() => {
-                report[g.idx].status = RowStatus::Unchanged;
-                report[g.idx].customer_id = Some(p.id);
-                done += 1;
-            }
-            Ok(p) => {
-                report[g.idx].customer_id = Some(p.id);
-                if opts.dry_run {
-                    report[g.idx].status = p.status;
-                    done += 1;
-                } else {
-                    pending.push(p);
-                }
-            }
-            Err(r) => {
-                let column = owner_column(&r.code, &map);
-                report[g.idx].errors.push(RowError {
-                    code: r.code,
-                    message: r.message,
-                    column,
-                });
-                done += 1;
-            }
-        }
-    }
-    drop(stored);
-    on_event(Event::Progress { done, total });
-
     // One device id per import: not any phone's, so every phone receives the changes.
     let device = DeviceId::new();
-    let mut queue = pending.into_iter().peekable();
+    let mut queue = good.into_iter().peekable();
     while queue.peek().is_some() {
-        let mut batch: Vec<Planned> = queue.by_ref().take(PUSH_BATCH).collect();
+        let chunk: Vec<Good> = queue.by_ref().take(PUSH_BATCH).collect();
+        let keys: Vec<String> = chunk.iter().map(|g| g.key.clone()).collect();
+        let known = store.import_keys(caller.tenant, &keys).await?;
+        let ids: Vec<DocId> = known.values().copied().collect();
+        let stored = store.customer_docs(caller.tenant, &ids).await?;
+        let (who, d) = (caller.clone(), dir.clone());
+        let planned: Vec<(usize, Result<Planned, Rejection>)> =
+            tokio::task::spawn_blocking(move || {
+                chunk
+                    .iter()
+                    .map(|g| {
+                        let known = known.get(&g.key).copied();
+                        (g.idx, plan(g, known, &stored, &who, default_owner, &d))
+                    })
+                    .collect()
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+
+        let mut batch: Vec<Planned> = Vec::new();
+        for (idx, planned) in planned {
+            match planned {
+                Ok(p) if !seen_ids.insert(p.id) => {
+                    // Two keys that name one customer (possible only across differently keyed
+                    // files): the first row wins.
+                    report[idx].errors.push(RowError {
+                        code: "duplicate_row".into(),
+                        message: "Another row of this file is the same customer; each customer may appear once in a file.".into(),
+                        column: map.header(Field::Name),
+                    });
+                    done += 1;
+                }
+                Ok(p) if p.changes.is_empty() => {
+                    report[idx].status = RowStatus::Unchanged;
+                    report[idx].customer_id = Some(p.id);
+                    done += 1;
+                }
+                Ok(p) => {
+                    report[idx].customer_id = Some(p.id);
+                    if opts.dry_run {
+                        report[idx].status = p.status;
+                        done += 1;
+                    } else {
+                        batch.push(p);
+                    }
+                }
+                Err(r) => {
+                    let column = owner_column(&r.code, &map);
+                    report[idx].errors.push(RowError {
+                        code: r.code,
+                        message: r.message,
+                        column,
+                    });
+                    done += 1;
+                }
+            }
+        }
+        if batch.is_empty() {
+            on_event(Event::Progress { done, total });
+            continue;
+        }
+
         // Record the keys of new customers first (see the module comment).
         let new_keys: Vec<(String, DocId)> = batch
             .iter()

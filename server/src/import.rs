@@ -1478,6 +1478,43 @@ mod tests {
     }
 
     #[test]
+    fn the_error_report_quotes_cells_that_need_it() {
+        let report = ImportReport {
+            dry_run: false,
+            summary: String::new(),
+            total: 2,
+            created: 1,
+            updated: 0,
+            unchanged: 0,
+            errors: 1,
+            mapping: BTreeMap::new(),
+            ignored_columns: Vec::new(),
+            rows: vec![
+                RowReport {
+                    row: 2,
+                    status: RowStatus::Created,
+                    customer_id: Some(DocId::new()),
+                    errors: Vec::new(),
+                },
+                RowReport {
+                    row: 3,
+                    status: RowStatus::Error,
+                    customer_id: None,
+                    errors: vec![RowError {
+                        code: "invalid_phone".into(),
+                        message: "'a, \"b\"' in 'phone' is not a phone number.".into(),
+                        column: Some("Tel, mobile".into()),
+                    }],
+                },
+            ],
+        };
+        assert_eq!(
+            report.errors_csv(),
+            "row,column,code,message\n3,\"Tel, mobile\",invalid_phone,\"'a, \"\"b\"\"' in 'phone' is not a phone number.\"\n"
+        );
+    }
+
+    #[test]
     fn decimal_commas_are_read() {
         assert_eq!(parse_number("30,65"), Some(30.65));
         assert_eq!(parse_number("-104.06"), Some(-104.06));

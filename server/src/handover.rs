@@ -119,56 +119,82 @@ pub struct UndoOutcome {
 struct Moves {
     moved: Vec<DocId>,
     refused: Vec<Refusal>,
-    /// Customers left alone (`decide` said no), with their current owner.
+    /// Customers left alone (their owner was not the one to move from), with that owner.
     left: Vec<(DocId, UserId)>,
     pushes: Vec<PushOutcome>,
 }
 
-/// Sets the owner of each customer for which `decide` (given its current owner) names a new
-/// one, through the push path as `caller`, [`BATCH`] customers per push.
+/// Which customers to move where: those owned by `from` (any owner but `to` when `None`).
+#[derive(Clone, Copy)]
+struct Move {
+    from: Option<UserId>,
+    to: UserId,
+}
+
+/// The owner changes for one batch, as push items, and the customers left alone. Pure and
+/// CPU-bound (every document is loaded and read): run off the async runtime.
+fn owner_changes(
+    ids: &[DocId],
+    docs: &std::collections::HashMap<DocId, Vec<u8>>,
+    mv: Move,
+) -> Result<(Vec<PushItem>, Vec<(DocId, UserId)>), StoreError> {
+    let mut items = Vec::new();
+    let mut left = Vec::new();
+    for id in ids {
+        // A customer deleted since cannot have moved: nothing to do for it.
+        let Some(bytes) = docs.get(id) else { continue };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("customer {id}: {what}"));
+        let mut doc = automerge::Automerge::load(bytes).map_err(|_| corrupt("unreadable"))?;
+        let (mut record, _) = Record::read(&doc).map_err(|e| corrupt(&e.message))?;
+        let Record::Customer(c) = &mut record else {
+            return Err(corrupt("not a customer"));
+        };
+        let moves = match mv.from {
+            Some(from) => c.owner == from,
+            None => c.owner != mv.to,
+        };
+        if !moves {
+            left.push((*id, c.owner));
+            continue;
+        }
+        c.owner = mv.to;
+        // A fresh actor per edit, as for every server edit (see `http::field::edit_record`).
+        doc.set_actor(automerge::ActorId::random());
+        let heads = doc.get_heads();
+        let mut tx = doc.transaction();
+        record.write(&mut tx).map_err(|_| corrupt("unwritable"))?;
+        tx.commit();
+        let changes: Vec<Vec<u8>> = doc
+            .get_changes(&heads)
+            .into_iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        if !changes.is_empty() {
+            items.push(PushItem::Apply(Incoming {
+                doc_id: *id,
+                kind: RecordKind::Customer,
+                changes,
+            }));
+        }
+    }
+    Ok((items, left))
+}
+
+/// Moves the customers `mv` selects through the push path as `caller`, [`BATCH`] per push.
 async fn move_customers(
     store: &dyn Store,
     caller: &Caller,
     ids: &[DocId],
-    decide: impl Fn(UserId) -> Option<UserId>,
+    mv: Move,
 ) -> Result<Moves, HandoverError> {
     let mut out = Moves::default();
     for chunk in ids.chunks(BATCH) {
         let docs = store.customer_snapshots(caller.tenant, chunk).await?;
-        let mut items = Vec::new();
-        for id in chunk {
-            // A customer deleted since cannot have moved: nothing to do for it.
-            let Some(bytes) = docs.get(id) else { continue };
-            let corrupt = |what: &str| StoreError::Corrupt(format!("customer {id}: {what}"));
-            let mut doc = automerge::Automerge::load(bytes).map_err(|_| corrupt("unreadable"))?;
-            let (mut record, _) = Record::read(&doc).map_err(|e| corrupt(&e.message))?;
-            let Record::Customer(c) = &mut record else {
-                return Err(corrupt("not a customer").into());
-            };
-            let Some(owner) = decide(c.owner) else {
-                out.left.push((*id, c.owner));
-                continue;
-            };
-            c.owner = owner;
-            // A fresh actor per edit, as for every server edit (see `http::field::edit_record`).
-            doc.set_actor(automerge::ActorId::random());
-            let heads = doc.get_heads();
-            let mut tx = doc.transaction();
-            record.write(&mut tx).map_err(|_| corrupt("unwritable"))?;
-            tx.commit();
-            let changes: Vec<Vec<u8>> = doc
-                .get_changes(&heads)
-                .into_iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect();
-            if !changes.is_empty() {
-                items.push(PushItem::Apply(Incoming {
-                    doc_id: *id,
-                    kind: RecordKind::Customer,
-                    changes,
-                }));
-            }
-        }
+        let chunk = chunk.to_vec();
+        let (items, left) = tokio::task::spawn_blocking(move || owner_changes(&chunk, &docs, mv))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        out.left.extend(left);
         if items.is_empty() {
             continue;
         }
@@ -299,9 +325,15 @@ pub async fn handover(
     };
     store.insert_handover(caller.tenant, &record).await?;
     let target = to.owner();
-    let moves = move_customers(store, caller, &ids, |owner| {
-        (owner == from).then_some(target)
-    })
+    let moves = move_customers(
+        store,
+        caller,
+        &ids,
+        Move {
+            from: Some(from),
+            to: target,
+        },
+    )
     .await?;
     let moved = strings(&moves.moved);
     if moved != record.customer_ids {
@@ -375,7 +407,16 @@ pub async fn undo(
         .iter()
         .map(|c| c.parse().map_err(|_| corrupt("customer id")))
         .collect::<Result<_, _>>()?;
-    let moves = move_customers(store, caller, &ids, |owner| (owner == to).then_some(from)).await?;
+    let moves = move_customers(
+        store,
+        caller,
+        &ids,
+        Move {
+            from: Some(to),
+            to: from,
+        },
+    )
+    .await?;
     let (already, skipped): (Vec<_>, Vec<_>) = moves.left.iter().partition(|(_, o)| *o == from);
     let moved_back = strings(&moves.moved);
     let already_back: Vec<String> = already.iter().map(|(d, _)| d.as_string()).collect();
@@ -446,9 +487,15 @@ pub async fn assign(
         return Err(HandoverError::NotFound("customer"));
     }
     check_receiver(store, caller, owner).await?;
-    let moves = move_customers(store, caller, &[customer], |current| {
-        (current != owner).then_some(owner)
-    })
+    let moves = move_customers(
+        store,
+        caller,
+        &[customer],
+        Move {
+            from: None,
+            to: owner,
+        },
+    )
     .await?;
     if let Some(r) = moves.refused.into_iter().next() {
         return Err(HandoverError::Refused {

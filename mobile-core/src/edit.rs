@@ -8,6 +8,7 @@ use crate::client::Inner;
 use crate::error::{ClientError, Result};
 use crate::model::*;
 use crate::store;
+use automerge::transaction::CommitOptions;
 use automerge::{ActorId, Automerge, ReadDoc};
 use fieldsync_sync::access::{Caller, Directory, Role};
 use fieldsync_sync::protocol::heads_to_strings;
@@ -233,9 +234,15 @@ fn set_project_field(p: &mut Project, field: &str, value: &str) -> Result<()> {
 /// the server let it hold imply: everyone named in them is active, and a manager manages
 /// everyone but themselves (a manager's phone holds only their own and their team's records).
 /// The server runs the same rules with the real directory and has the last word.
+///
+/// For a site diary it also knows the roles of one project, read from the project record on
+/// this phone: so a viewer cannot write the diary and a crew member cannot sign it off, even
+/// offline.
 struct PhoneDirectory {
     me: UserId,
     manager: bool,
+    /// The project whose roles are known, and its members.
+    project: Option<(DocId, Vec<Member>)>,
 }
 
 impl Directory for PhoneDirectory {
@@ -245,6 +252,22 @@ impl Directory for PhoneDirectory {
 
     fn manager_of(&self, user: UserId) -> Option<UserId> {
         (self.manager && user != self.me).then_some(self.me)
+    }
+
+    fn project_members(&self, project: DocId) -> Vec<UserId> {
+        match &self.project {
+            Some((id, members)) if *id == project => members.iter().map(|m| m.user).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn project_role(&self, project: DocId, user: UserId) -> Option<ProjectRole> {
+        match &self.project {
+            Some((id, members)) if *id == project => {
+                members.iter().find(|m| m.user == user).map(|m| m.role)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -277,13 +300,36 @@ impl Inner {
         match after {
             Record::Customer(c) => rules::check_customer(c)?,
             Record::Project(p) => rules::check_project(p)?,
-            // Who may write or sign depends on the project's roles, which the server knows.
-            Record::Diary(d) => rules::check_diary(d)?,
+            // Who may write or sign depends on the project's roles: read from the project
+            // record on this phone (the server checks again with its own).
+            Record::Diary(d) => {
+                let caller = self.caller()?;
+                let members = match self.load(&d.project.to_string(), RecordKind::Project) {
+                    Ok((Record::Project(p), _, _)) => p.members,
+                    Ok(_) | Err(ClientError::NotFound { .. }) => {
+                        return Err(ClientError::invalid(
+                            "unknown_project",
+                            format!(
+                                "The project {} of this site diary is not on this phone; sync first.",
+                                d.project
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                let dir = PhoneDirectory {
+                    me: caller.user,
+                    manager: caller.role == Role::Manager,
+                    project: Some((d.project, members)),
+                };
+                rules::check_change(after.id(), before, after, &caller, &dir)?
+            }
             Record::Visit(_) | Record::Punch(_) | Record::Makeup(_) | Record::Photo(_) => {
                 let caller = self.caller()?;
                 let dir = PhoneDirectory {
                     me: caller.user,
                     manager: caller.role == Role::Manager,
+                    project: None,
                 };
                 rules::check_change(after.id(), before, after, &caller, &dir)?
             }
@@ -304,7 +350,10 @@ impl Inner {
         also: impl FnOnce(&rusqlite::Connection) -> Result<()>,
     ) -> Result<()> {
         self.check(None, &record)?;
-        let doc = record.to_new_doc(actor_for(self.device_id))?;
+        let mut doc = Automerge::new().with_actor(actor_for(self.device_id));
+        let mut tx = doc.transaction();
+        record.write(&mut tx)?;
+        tx.commit_with(CommitOptions::default().with_time(store::now_ms()));
         let doc_id = record.id().to_string();
         // Its changes, kept for the push: normally the one change that made it.
         let heads = doc.get_heads();
@@ -357,7 +406,8 @@ impl Inner {
         let before = doc.get_heads();
         let mut tx = doc.transaction();
         record.write(&mut tx)?;
-        let (hash, _) = tx.commit();
+        // Dated (wall clock, ms), so a record's history can say when (see `timeline`).
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(store::now_ms()));
         if doc.get_heads() == before {
             return Ok(()); // nothing changed: nothing to store or send
         }

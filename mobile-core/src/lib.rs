@@ -57,6 +57,7 @@
 mod attendance;
 mod client;
 mod clock;
+mod diaries;
 mod edit;
 pub mod error;
 mod field;
@@ -65,12 +66,16 @@ pub mod model;
 mod photos;
 pub mod store;
 mod sync;
+mod timeline;
 mod upload;
 mod visits;
 
 pub use error::ClientError;
 pub use fieldsync_sync::attendance::{DayRecord, DayStatus, Shift, Summary};
 pub use fieldsync_sync::evidence::{Evidence, Provider};
+pub use fieldsync_sync::record::diary::{
+    CrewEntry, DIARY_LISTS, Diary, DiaryAction, DiaryItem, IncidentSeverity, SignEvent,
+};
 pub use fieldsync_sync::record::photo::{
     AttachKind, Attachment, Photo, PhotoComment, PhotoDecision, PhotoReview,
 };
@@ -208,9 +213,12 @@ fn rejected_change(r: store::RejectionRow) -> RejectedChange {
         code: r.code,
         message: r.message,
         at_ms: r.at_ms,
+        kept: r.kept,
     }
 }
 
+#[cfg(test)]
+mod diary_tests;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]

@@ -7,7 +7,9 @@ use fieldsync_sync::attendance::{DayRecord, Shift, Summary};
 use fieldsync_sync::record::punch::{Makeup, Punch};
 use fieldsync_sync::record::visit::Visit;
 use fieldsync_sync::trust::{Policy, Verdict};
-use fieldsync_sync::{Conflict, Customer, GeoPoint, Geofence, Photo, Project};
+use fieldsync_sync::{
+    Conflict, CrewEntry, Customer, Diary, DiaryItem, GeoPoint, Geofence, Photo, Project,
+};
 use serde::{Deserialize, Serialize};
 
 /// Fields of a new customer. Choices (`kind`, `tier`, `lifecycle`) are their snake_case names.
@@ -108,6 +110,9 @@ pub struct RejectedChange {
     pub message: String,
     /// When it was recorded (ms since the epoch, local clock).
     pub at_ms: i64,
+    /// What the person wrote that the refusal took off this phone, as JSON, so it is not lost:
+    /// for a site diary a [`DiaryKept`] (see [`crate::FieldsyncClient::diary_rejections`]).
+    pub kept: Option<String>,
 }
 
 /// What one [`crate::FieldsyncClient::sync`] did.
@@ -447,4 +452,100 @@ pub struct UploadReport {
     /// is left waits for the next run.
     pub stopped_code: Option<String>,
     pub stopped_message: Option<String>,
+}
+
+/// A site diary day as stored on this device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiaryView {
+    pub diary: Diary,
+    /// Signed off and not reopened since: no change but a site manager's reopening is accepted.
+    pub locked: bool,
+    /// The project's name and the site's name, if the project is on this device.
+    pub project_name: Option<String>,
+    pub site_name: Option<String>,
+    /// Holds edits the server has not accepted yet.
+    pub pending: bool,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// A crew entry to set on a diary day. Staff are named by `user_id` (their entry is keyed by
+/// it, so two phones adding the same person make one entry); others (a subcontractor's crew) by
+/// `key`, or a new key when both are absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CrewInput {
+    pub user_id: Option<String>,
+    pub key: Option<String>,
+    pub name: String,
+    /// False records that someone who punched in at the site did not in fact work on it.
+    pub present: bool,
+    pub hours: Option<f64>,
+    pub note: String,
+}
+
+/// An item of a diary list as it was on the phone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeptItem {
+    /// `materials`, `equipment`, `delays`, `incidents` or `visitors`.
+    pub list: String,
+    pub item: DiaryItem,
+}
+
+/// What a person wrote in a diary day that the server refused (a change made offline after
+/// the day was signed off, say): the refusal returns the phone's diary to the server's
+/// version, and this keeps the words so they can be added again after a reopening.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiaryKept {
+    /// The paragraphs (lines) of the phone's work text that the server's text lacks.
+    pub work: String,
+    /// The weather and temperature, if the phone's differed from the server's.
+    pub weather: Option<String>,
+    pub temperature_c: Option<f64>,
+    /// Items the phone had that the server lacks or holds differently.
+    pub items: Vec<KeptItem>,
+    /// Crew entries the phone had that the server lacks or holds differently.
+    pub crew: Vec<CrewEntry>,
+}
+
+impl DiaryKept {
+    /// Nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.work.is_empty()
+            && self.weather.is_none()
+            && self.temperature_c.is_none()
+            && self.items.is_empty()
+            && self.crew.is_empty()
+    }
+}
+
+/// A refused change of a diary day, with what it would have written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiaryRejection {
+    pub diary_id: String,
+    pub code: String,
+    pub message: String,
+    pub at_ms: i64,
+    pub kept: DiaryKept,
+}
+
+/// One entry of a customer's timeline (see [`crate::FieldsyncClient::customer_timeline`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// `visit` (planned or made), `check_in`, `check_out` (the visit report), `review`,
+    /// `follow_up` (a next visit due, from a report), `photo`, `note` (the customer's notes),
+    /// `project`, `contact`, `owner` (the customer's owner was set).
+    pub kind: String,
+    /// When (ms since the epoch); for a day-only entry (a planned visit, a follow-up) the day's
+    /// start in UTC; `None` when this device cannot tell (a change written without a time).
+    pub at_ms: Option<i64>,
+    /// `YYYY-MM-DD` for day-only entries.
+    pub day: Option<String>,
+    pub title: String,
+    pub detail: String,
+    /// The record the entry is about (a visit, photo, project; the customer for its own
+    /// fields), and the contact's id for a contact.
+    pub record_id: String,
+    pub item_id: Option<String>,
+    /// Who: a user id for field events and reviews; for entries read from the customer's
+    /// history (owner, notes, contacts) the Automerge actor (the device) that wrote them.
+    pub by: Option<String>,
 }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// Version 1: everything a phone needs to work offline and sync.
 const SCHEMA_V1: &str = "
@@ -179,6 +179,14 @@ CREATE TABLE IF NOT EXISTS uploads (
 CREATE INDEX IF NOT EXISTS uploads_state ON uploads (state, created_at_ms);
 ";
 
+/// Version 6: a rejection keeps what the person wrote that the server refused (for a site
+/// diary: the work text, items, crew and weather the reset removed), so it is not silently
+/// lost when the document returns to the server's version.
+const SCHEMA_V6: &str = "
+-- JSON (model::DiaryKept for a diary); NULL when nothing was kept.
+ALTER TABLE rejections ADD COLUMN kept TEXT;
+";
+
 /// Brings a database at `from` up to [`VERSION`].
 fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     if from < 1 {
@@ -195,6 +203,15 @@ fn upgrade_from(conn: &Connection, from: i64) -> Result<()> {
     }
     if from < 5 {
         conn.execute_batch(SCHEMA_V5)?;
+    }
+    // ADD COLUMN has no IF NOT EXISTS: a file marked older than it is may already have it.
+    let has_kept: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('rejections') WHERE name = 'kept')",
+        [],
+        |r| r.get(0),
+    )?;
+    if from < 6 && !has_kept {
+        conn.execute_batch(SCHEMA_V6)?;
     }
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(())
@@ -275,6 +292,8 @@ pub struct RejectionRow {
     pub code: String,
     pub message: String,
     pub at_ms: i64,
+    /// What the person wrote that the server refused, as JSON, if anything was kept.
+    pub kept: Option<String>,
 }
 
 /// The open database.
@@ -810,26 +829,52 @@ pub fn batch_delete(conn: &Connection, batch_id: &str) -> Result<()> {
 }
 
 pub fn rejection_add(conn: &Connection, doc_id: &str, code: &str, message: &str) -> Result<()> {
+    rejection_add_kept(conn, doc_id, code, message, None)
+}
+
+/// A rejection, with what the person wrote that the server refused (JSON).
+pub fn rejection_add_kept(
+    conn: &Connection,
+    doc_id: &str,
+    code: &str,
+    message: &str,
+    kept: Option<&str>,
+) -> Result<()> {
     exec(
         conn,
-        "INSERT INTO rejections (doc_id, code, message, at_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![doc_id, code, message, now_ms()],
+        "INSERT INTO rejections (doc_id, code, message, at_ms, kept) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![doc_id, code, message, now_ms(), kept],
     )?;
     Ok(())
 }
 
 /// The most recent rejections, newest first.
 pub fn rejections_recent(conn: &Connection, limit: u32) -> Result<Vec<RejectionRow>> {
+    rejections_where(conn, None, limit)
+}
+
+/// The most recent rejections of one document, newest first.
+pub fn rejections_of(conn: &Connection, doc_id: &str, limit: u32) -> Result<Vec<RejectionRow>> {
+    rejections_where(conn, Some(doc_id), limit)
+}
+
+fn rejections_where(
+    conn: &Connection,
+    doc_id: Option<&str>,
+    limit: u32,
+) -> Result<Vec<RejectionRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT doc_id, code, message, at_ms FROM rejections ORDER BY id DESC LIMIT ?1",
+        "SELECT doc_id, code, message, at_ms, kept FROM rejections
+         WHERE ?1 IS NULL OR doc_id = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt
-        .query_map([limit], |r| {
+        .query_map(params![doc_id, limit], |r| {
             Ok(RejectionRow {
                 doc_id: r.get(0)?,
                 code: r.get(1)?,
                 message: r.get(2)?,
                 at_ms: r.get(3)?,
+                kept: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -416,20 +416,43 @@ impl Inner {
                 PushResult::Rejected {
                     error, heads, doc, ..
                 } => {
-                    match doc {
-                        Some(bytes) => {
+                    let server_doc = match doc {
+                        Some(bytes) => Some(load_doc(&bytes.0, device)?),
+                        None => None,
+                    };
+                    // What the person wrote is kept with the rejection before the reset drops
+                    // it (site diaries: see `diaries::kept_of`).
+                    let kept = if state.kind == RecordKind::Diary.as_str() {
+                        match store::doc_get(&tx, &doc_id)? {
+                            Some(row) => crate::diaries::kept_of(
+                                &load_doc(&row.bytes, device)?,
+                                server_doc.as_ref(),
+                            ),
+                            None => None,
+                        }
+                    } else {
+                        None
+                    };
+                    match server_doc {
+                        Some(server_doc) => {
                             // Replace, not merge: the refused changes must disappear.
-                            let server_doc = load_doc(&bytes.0, device)?;
                             save_synced_doc(&tx, &doc_id, &state.kind, &server_doc, &heads, false)?;
                         }
                         None => store::doc_delete(&tx, &doc_id)?,
                     }
-                    store::rejection_add(&tx, &doc_id, &error.code, &error.message)?;
+                    store::rejection_add_kept(
+                        &tx,
+                        &doc_id,
+                        &error.code,
+                        &error.message,
+                        kept.as_deref(),
+                    )?;
                     report.rejected.push(RejectedChange {
                         doc_id,
                         code: error.code,
                         message: error.message,
                         at_ms: now_ms(),
+                        kept,
                     });
                 }
                 PushResult::MissingDeps { heads, .. } => {

@@ -665,6 +665,33 @@ impl S3Server {
         panic!("moto_server did not come up on any of five ports");
     }
 
+    /// Stops the server (as an outage would), keeping its port.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, with the bucket made anew (moto keeps
+    /// nothing across a restart).
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.endpoint.rsplit(':').next().expect("port").to_owned();
+        self.child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        assert!(self.wait_ready(), "moto_server came back on port {port}");
+        let resp = self
+            .http
+            .put(format!("{}/{}", self.endpoint, Self::BUCKET))
+            .send_empty()
+            .expect("create the bucket");
+        assert_eq!(resp.status().as_u16(), 200, "creating the test bucket");
+    }
+
     /// Waits until the server answers; false if it exited (its port was taken) or never did.
     fn wait_ready(&mut self) -> bool {
         // Bounded: moto imports in a second or two; a minute means something is wrong.

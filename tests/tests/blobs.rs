@@ -637,6 +637,60 @@ fn a_missing_bucket_is_a_clear_error_at_startup_without_credentials_in_it() {
     assert!(!dir.path().join("x").exists());
 }
 
+#[test]
+fn an_upload_is_not_acknowledged_while_s3_is_down_and_a_fully_received_one_is_finished_later() {
+    let Some(mut h) = Harness::start_s3() else {
+        return;
+    };
+    let (tenant, tok) = company(&h, "acme");
+    let stored: Arc<Mutex<Vec<BlobRef>>> = Arc::default();
+    let seen = stored.clone();
+    h.restart_with(move |state| {
+        state.on_blob_stored = Some(Arc::new(move |_, blob| {
+            seen.lock().expect("lock").push(blob);
+        }));
+    });
+    let bytes = jolla();
+    begin_ok(&h, &tok, &bytes);
+    let (st, body) = h.put_chunk(&tok, JOLLA_SHA256, 0, &bytes[..400_000]);
+    assert_eq!(st, 200, "{body}");
+
+    // The bucket is unreachable while the last chunk arrives: the phone is not told
+    // "complete", and nothing is announced.
+    h.s3.as_mut().expect("S3").stop();
+    let got = h.put_chunk(&tok, JOLLA_SHA256, 400_000, &bytes[400_000..]);
+    assert_error(&got, 500, "internal_error");
+    assert!(stored.lock().expect("lock").is_empty(), "nothing announced");
+
+    // S3 is back. What was acknowledged is still held; as if the server had then written
+    // the last chunk and stopped before storing it, the session holds every byte.
+    h.s3.as_mut().expect("S3").restart();
+    assert_eq!(received(&h, &tok, JOLLA_SHA256), 400_000);
+    let part = h
+        .blob_dir
+        .join(tenant.to_string())
+        .join("uploads")
+        .join(format!("{JOLLA_SHA256}.part"));
+    std::fs::write(&part, &bytes).expect("the whole session");
+    // The phone's next POST finishes it without sending a byte: stored in the bucket,
+    // the session gone, and announced once so its thumbnails are made.
+    let again = begin_ok(&h, &tok, &bytes);
+    assert_eq!(again["complete"], json!(true), "{again}");
+    assert_eq!(h.stored_blob(tenant, JOLLA_SHA256).expect("stored"), bytes);
+    assert_eq!(kept(&h, tenant), vec![blob_entry(JOLLA_SHA256)]);
+    assert_eq!(
+        *stored.lock().expect("lock"),
+        vec![BlobRef {
+            tenant,
+            sha256: JOLLA_SHA256.parse().expect("hash"),
+            size: bytes.len() as u64,
+            mime: BlobMime::Jpeg,
+        }]
+    );
+    assert_eq!(begin_ok(&h, &tok, &bytes)["complete"], json!(true));
+    assert_eq!(stored.lock().expect("lock").len(), 1);
+}
+
 on_both_blob_stores!(
     a_photo_is_stored_under_its_hash_and_the_same_photo_again_costs_nothing,
     an_upload_cut_at_random_points_with_retries_and_gaps_stores_the_exact_bytes,

@@ -198,7 +198,7 @@ impl Backend {
                 let first = store.list(Some(prefix)).next().await;
                 match first {
                     None | Some(Ok(_)) => Ok(()),
-                    Some(Err(e)) => Err(Self::s3_error("listing", prefix, e)),
+                    Some(Err(e)) => Err(Self::s3_error("listing the objects under", prefix, e)),
                 }
             }
         }
@@ -216,7 +216,7 @@ impl Backend {
                 match store.head(&key).await {
                     Ok(meta) => Ok(Some(meta.size)),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(Self::s3_error("looking up", &key, e)),
+                    Err(e) => Err(Self::s3_error("looking up the object", &key, e)),
                 }
             }
         }

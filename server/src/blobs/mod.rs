@@ -211,7 +211,7 @@ pub enum BlobError {
         #[source]
         source: io::Error,
     },
-    #[error("blob storage: {step} object {key}: {source}")]
+    #[error("blob storage: {step} '{key}': {source}")]
     Backend {
         step: &'static str,
         key: String,
@@ -408,6 +408,20 @@ impl BlobStore {
         size: u64,
         mime: BlobMime,
     ) -> Result<UploadState> {
+        Ok(self.start(tenant, hash, size, mime).await?.0)
+    }
+
+    /// [`BlobStore::begin`], also returning the [`BlobRef`] of a blob this call stored: an
+    /// upload whose bytes had all arrived but that was not stored then (the server stopped,
+    /// or the backend could not be reached) is finished here, and must be announced like one
+    /// finished by its last chunk.
+    pub async fn start(
+        &self,
+        tenant: TenantId,
+        hash: &BlobHash,
+        size: u64,
+        mime: BlobMime,
+    ) -> Result<(UploadState, Option<BlobRef>)> {
         if size == 0 {
             return Err(BlobError::Empty);
         }
@@ -666,11 +680,11 @@ fn discard(p: &Paths) -> Result<()> {
     Ok(())
 }
 
-async fn begin_locked(c: Ctx, size: u64, mime: BlobMime) -> Result<UploadState> {
+async fn begin_locked(c: Ctx, size: u64, mime: BlobMime) -> Result<(UploadState, Option<BlobRef>)> {
     if let Some(stored) = c.backend.size(c.p.tenant, &c.p.hash).await? {
         // The same bytes again cost nothing. The stored size is the truth: a hash names one
         // content, whatever size was declared.
-        return Ok(UploadState::complete(&c.p.hash, stored));
+        return Ok((UploadState::complete(&c.p.hash, stored), None));
     }
     let p = c.p.clone();
     let (meta, received) =
@@ -686,24 +700,27 @@ async fn begin_locked(c: Ctx, size: u64, mime: BlobMime) -> Result<UploadState> 
             // All bytes arrived but the server stopped before storing them: finish now. A
             // mismatch here starts over below rather than failing the phone's resume.
             match finish(&c, &meta).await {
-                Ok(_) => return Ok(UploadState::complete(&c.p.hash, size)),
+                Ok(stored) => return Ok((UploadState::complete(&c.p.hash, size), Some(stored))),
                 Err(BlobError::HashMismatch { .. }) => {}
                 Err(e) => return Err(e),
             }
         } else if received < size {
-            return Ok(UploadState {
-                sha256: c.p.hash.to_string(),
-                size,
-                received,
-                complete: false,
-            });
+            return Ok((
+                UploadState {
+                    sha256: c.p.hash.to_string(),
+                    size,
+                    received,
+                    complete: false,
+                },
+                None,
+            ));
         } else {
             let p = c.p.clone();
             blocking(move || discard(&p)).await?;
         }
     }
     let p = c.p.clone();
-    blocking(move || new_session(&p, size, mime)).await
+    Ok((blocking(move || new_session(&p, size, mime)).await?, None))
 }
 
 /// Starts a session: the empty `.part` first, then the `.json` that makes the session exist.

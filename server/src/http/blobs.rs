@@ -181,10 +181,14 @@ pub async fn begin(
             format!("'{shown}' photos are not accepted, only image/jpeg, image/png and image/webp.{hint}"),
         )
     })?;
-    let st = state
+    let (st, stored) = state
         .blobs
-        .begin(auth.caller.tenant, &hash, req.size, mime)
+        .start(auth.caller.tenant, &hash, req.size, mime)
         .await?;
+    // An upload whose bytes had all arrived earlier but were stored only now.
+    if let (Some(blob), Some(hook)) = (stored, &state.on_blob_stored) {
+        hook(&state, blob);
+    }
     Ok(Json(st))
 }
 

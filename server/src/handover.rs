@@ -131,13 +131,19 @@ struct Move {
     to: UserId,
 }
 
-/// The owner changes for one batch, as push items, and the customers left alone. Pure and
-/// CPU-bound (every document is loaded and read): run off the async runtime.
+/// One batch's owner changes, as push items, and the customers left alone.
+struct Batch {
+    items: Vec<PushItem>,
+    left: Vec<(DocId, UserId)>,
+}
+
+/// The owner changes for one batch. Pure and CPU-bound (every document is loaded and read):
+/// run off the async runtime.
 fn owner_changes(
     ids: &[DocId],
     docs: &std::collections::HashMap<DocId, Vec<u8>>,
     mv: Move,
-) -> Result<(Vec<PushItem>, Vec<(DocId, UserId)>), StoreError> {
+) -> Result<Batch, StoreError> {
     let mut items = Vec::new();
     let mut left = Vec::new();
     for id in ids {
@@ -177,7 +183,7 @@ fn owner_changes(
             }));
         }
     }
-    Ok((items, left))
+    Ok(Batch { items, left })
 }
 
 /// Moves the customers `mv` selects through the push path as `caller`, [`BATCH`] per push.
@@ -191,9 +197,10 @@ async fn move_customers(
     for chunk in ids.chunks(BATCH) {
         let docs = store.customer_snapshots(caller.tenant, chunk).await?;
         let chunk = chunk.to_vec();
-        let (items, left) = tokio::task::spawn_blocking(move || owner_changes(&chunk, &docs, mv))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let Batch { items, left } =
+            tokio::task::spawn_blocking(move || owner_changes(&chunk, &docs, mv))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
         out.left.extend(left);
         if items.is_empty() {
             continue;

@@ -25,6 +25,7 @@ use crate::store::{
 };
 use crate::store::{Store, StoreError, unframe_changes};
 use automerge::{Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, Value};
+use fieldsync_sync::record::Photo;
 use fieldsync_sync::{Caller, DocId, Role};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -295,6 +296,27 @@ pub async fn viewed_map(
         &scope,
         subjects,
         detail(filters, features.len()),
+    )
+    .await;
+}
+
+/// `GET /v1/photos/{id}/file/{variant}`: the original (its EXIF may hold the camera's
+/// position) or the stamped copy (printed with the phone's position) of someone's photo.
+/// Thumbnails carry no position and are not logged.
+pub async fn viewed_photo_file(state: &AppState, viewer: &Caller, photo: &Photo, variant: &str) {
+    if !matches!(variant, "original" | "stamped") {
+        return;
+    }
+    let filters = serde_json::json!({ "photo": photo.id, "variant": variant });
+    let scope = format!("record:{}", photo.id);
+    let author = photo.author.as_string();
+    log_access(
+        state,
+        viewer,
+        "photo_file",
+        &scope,
+        [author.as_str()],
+        detail(filters, 1),
     )
     .await;
 }

@@ -507,6 +507,37 @@ fn reads_of_others_data_are_in_the_access_log_and_own_reads_are_not(h: Harness) 
     paged.extend(rows(&p2));
     assert_eq!(paged, got);
 
+    // The manager's other views of the rep's whereabouts: visits, the map, the customer's
+    // timeline; each read is one row about the rep.
+    for path in [
+        "/v1/visits".to_owned(),
+        "/v1/geojson".to_owned(),
+        format!("/v1/customers/{}/timeline", w.customer),
+    ] {
+        let (s, body) = h.get(&path, Some(&w.boss));
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    let (_, by_boss) = h.get(&format!("/v1/audit/access?viewer={boss}"), Some(&w.admin));
+    let team = format!("team:{boss}");
+    let record = format!("record:{}", w.customer);
+    let expected = [
+        (
+            boss.clone(),
+            rep.clone(),
+            record,
+            "customer_timeline".to_owned(),
+        ),
+        (
+            boss.clone(),
+            rep.clone(),
+            team.clone(),
+            "geojson".to_owned(),
+        ),
+        (boss.clone(), rep.clone(), team, "visits".to_owned()),
+        field_read.clone(),
+    ];
+    assert_eq!(rows(&by_boss), expected);
+
     // Who may ask.
     for q in ["", "?subject={boss}", "?viewer=me"] {
         let (s, body) = h.get(

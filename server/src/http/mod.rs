@@ -6,6 +6,7 @@ pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod diaries;
 pub mod error;
 pub mod extract;
 pub mod field;
@@ -53,6 +54,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/photos/{id}/comments", post(photos::comment_photo))
         .route("/v1/photos/{id}/file/{variant}", get(photos::photo_file))
         .route("/v1/geojson", get(photos::geojson))
+        .route("/v1/diaries", get(diaries::list_diaries))
+        .route("/v1/diaries/export", get(diaries::export))
+        .route("/v1/diaries/{id}", get(diaries::get_diary))
+        .route("/v1/diaries/{id}/sign-off", post(diaries::sign_off))
+        .route("/v1/diaries/{id}/reopen", post(diaries::reopen))
         .route("/v1/import/customers", post(import::import_customers))
         .route(
             "/v1/attendance/policy",

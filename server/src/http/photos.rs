@@ -101,6 +101,7 @@ pub async fn photo_file(
     let Ok((Record::Photo(photo), _)) = Record::read(&doc) else {
         return Err(ApiError::not_found("photo"));
     };
+    crate::audit::viewed_photo_file(&state, &auth.caller, &photo, &variant).await;
     let hash: crate::blobs::BlobHash = photo.sha256.parse().map_err(|_| ApiError::internal())?;
     let not_yet = || {
         ApiError::new(

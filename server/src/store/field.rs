@@ -157,6 +157,20 @@ pub struct FieldWrites {
     pub visits: Vec<VisitRow>,
     pub makeups: Vec<MakeupRow>,
     pub photos: Vec<PhotoRow>,
+    pub diaries: Vec<DiaryRow>,
+}
+
+/// A site diary's projection row.
+#[derive(Clone, Debug)]
+pub struct DiaryRow {
+    pub id: String,
+    pub project: String,
+    pub site: String,
+    pub day: String,
+    pub locked: bool,
+    pub signed_by: Option<String>,
+    pub signed_at: Option<i64>,
+    pub record: String,
 }
 
 fn accepted_record(d: &Decision) -> Option<&Record> {
@@ -168,7 +182,13 @@ pub fn touches_field(decisions: &[Decision]) -> bool {
     decisions.iter().any(|d| {
         matches!(
             accepted_record(d),
-            Some(Record::Visit(_) | Record::Punch(_) | Record::Makeup(_) | Record::Photo(_))
+            Some(
+                Record::Visit(_)
+                    | Record::Punch(_)
+                    | Record::Makeup(_)
+                    | Record::Photo(_)
+                    | Record::Diary(_)
+            )
         )
     })
 }
@@ -233,6 +253,9 @@ pub fn needs(decisions: &[Decision]) -> Needs {
                     widen(e.event_time_ms());
                 }
             }
+            Some(Record::Diary(d)) => {
+                sites.insert((d.project.as_string(), d.site.clone()));
+            }
             _ => {}
         }
     }
@@ -280,6 +303,7 @@ pub fn check(
             Some(Record::Punch(p)) => check_punch(p, ctx, &mut pending, i),
             Some(Record::Makeup(m)) => check_makeup(m, ctx),
             Some(Record::Photo(p)) => check_photo(p, ctx, &mut pending, i),
+            Some(Record::Diary(d)) => check_diary(d, ctx),
             _ => Ok(()),
         };
         if let Err(e) = verdict {
@@ -359,6 +383,7 @@ pub fn check(
         match accepted_record(d) {
             Some(Record::Visit(v)) => out.visits.push(visit_row(v, &ctx.policy)),
             Some(Record::Photo(p)) => out.photos.push(photo_row(p)),
+            Some(Record::Diary(d)) => out.diaries.push(diary_row(d)),
             Some(Record::Makeup(m)) => out.makeups.push(MakeupRow {
                 id: m.id.as_string(),
                 user: m.user.as_string(),
@@ -641,6 +666,38 @@ fn check_photo(
     row.site = site;
     pending.push((i, row));
     Ok(())
+}
+
+/// A diary is of a site its project has.
+fn check_diary(d: &fieldsync_sync::Diary, ctx: &FieldContext) -> Result<(), Rejection> {
+    if ctx
+        .sites
+        .contains_key(&(d.project.as_string(), d.site.clone()))
+    {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            "unknown_site",
+            format!(
+                "The project has no site '{}'; a site diary is kept for one of the project's sites.",
+                d.site
+            ),
+        ))
+    }
+}
+
+fn diary_row(d: &fieldsync_sync::Diary) -> DiaryRow {
+    let signed = d.last_event().filter(|_| d.is_locked());
+    DiaryRow {
+        id: d.id.as_string(),
+        project: d.project.as_string(),
+        site: d.site.clone(),
+        day: d.day.clone(),
+        locked: d.is_locked(),
+        signed_by: signed.map(|e| e.by.as_string()),
+        signed_at: signed.map(|e| e.at_ms),
+        record: serde_json::to_string(d).unwrap_or_else(|_| "{}".into()),
+    }
 }
 
 fn photo_row(p: &fieldsync_sync::Photo) -> PhotoRow {

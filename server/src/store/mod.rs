@@ -368,6 +368,40 @@ pub struct MediaRow {
     pub error: Option<String>,
 }
 
+/// Which site diaries to list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct DiaryFilter {
+    pub project: Option<String>,
+    pub site: Option<String>,
+    /// First and last day, `YYYY-MM-DD`, inclusive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub locked: Option<bool>,
+}
+
+/// A site diary day as listed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DiaryRow {
+    pub id: String,
+    pub project_id: String,
+    pub site_id: String,
+    pub day: String,
+    pub locked: bool,
+    pub signed_by: Option<String>,
+    pub signed_at: Option<i64>,
+    /// The whole diary.
+    pub record: fieldsync_sync::Diary,
+}
+
+/// A punch at a site, for a diary's crew.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SitePunch {
+    pub user_id: String,
+    pub direction: String,
+    pub at_ms: i64,
+    pub trust: String,
+}
+
 /// Which photos to list.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct PhotoFilter {
@@ -623,6 +657,18 @@ pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'st
     async fn photo_hashes(&self, tenant: TenantId) -> Result<Vec<(String, String, u64)>>;
     /// Photos `caller` may read (as the records), newest first.
     async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>>;
+    /// Site diary days `caller` may read, by day.
+    async fn list_diaries(&self, caller: &Caller, filter: &DiaryFilter) -> Result<Vec<DiaryRow>>;
+    /// The punches at a project site between two times (not those graded `rejected`), by user
+    /// and time.
+    async fn site_punches(
+        &self,
+        tenant: TenantId,
+        project: &str,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<SitePunch>>;
     /// Make-up requests `caller` may read (own, team's; admins and HR all), newest first.
     async fn list_makeups(&self, caller: &Caller, status: Option<&str>) -> Result<Vec<MakeupRow>>;
 

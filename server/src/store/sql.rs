@@ -56,7 +56,7 @@ pub(super) struct Decision {
     pub write: Option<DocWrite>,
 }
 
-fn with_managers(users: &BTreeSet<UserId>, dir: &dyn Directory) -> BTreeSet<UserId> {
+pub(super) fn with_managers(users: &BTreeSet<UserId>, dir: &dyn Directory) -> BTreeSet<UserId> {
     let mut out = users.clone();
     out.extend(users.iter().filter_map(|u| dir.manager_of(*u)));
     // The shared pool's "team" is every manager of the tenant.
@@ -226,6 +226,43 @@ pub(super) fn audience(writes: &[&DocWrite], dir: &dyn Directory) -> Vec<UserId>
         );
     }
     out.into_iter().collect()
+}
+
+/// A record whose readers follow a project's members (its photos and site diaries), as the
+/// projections know it: its id, kind and own principal (a photo's author).
+pub(super) struct Follower {
+    pub doc_id: String,
+    pub kind: &'static str,
+    pub own: Option<UserId>,
+}
+
+/// When a project's members change, the records that belong to the project change readers
+/// with it: for each follower, its new access rows and the grant and revoke entries that tell
+/// phones (a new member's phone gets the photos and diaries at its next pull; a removed
+/// member's phone drops them). `access` holds the followers' current access rows.
+pub(super) fn follow_members(
+    followers: &[Follower],
+    members: &[UserId],
+    access: &HashMap<String, BTreeSet<UserId>>,
+    dir: &dyn Directory,
+) -> Vec<(String, &'static str, BTreeSet<UserId>, Vec<(&'static str, UserId)>)> {
+    let mut out = Vec::new();
+    for f in followers {
+        let mut after: BTreeSet<UserId> = members.iter().copied().collect();
+        after.extend(f.own);
+        let empty = BTreeSet::new();
+        let before = access.get(&f.doc_id).unwrap_or(&empty);
+        if *before == after {
+            continue;
+        }
+        let gained = with_managers(&after.difference(before).copied().collect(), dir);
+        let lost = with_managers(&before.difference(&after).copied().collect(), dir);
+        let mut log: Vec<(&'static str, UserId)> =
+            gained.iter().map(|u| ("grant", *u)).collect();
+        log.extend(lost.difference(&gained).map(|u| ("revoke", *u)));
+        out.push((f.doc_id.clone(), f.kind, after, log));
+    }
+    out
 }
 
 /// Turns an accepted decision into a rejection for `error`. The stored version (if any) goes
@@ -434,6 +471,94 @@ macro_rules! impl_store {
                 qb.build().execute(&mut **tx).await?;
             }
             Ok(())
+        }
+
+        /// Moves the readers of a project's photos and diaries to its new `members`: access rows
+        /// and grant/revoke log entries. The last log seq used and who was told, if anything moved.
+        async fn follow_project(
+            tx: &mut Tx,
+            tenant: &str,
+            device: &str,
+            project: &str,
+            members: &[UserId],
+            dir: &UserDirectory,
+            now: i64,
+        ) -> Result<Option<(i64, Vec<UserId>)>> {
+            let mut followers = Vec::new();
+            for r in sqlx::query("SELECT id, author_id FROM photos WHERE tenant_id = $1 AND project_id = $2")
+                .bind(tenant).bind(project).fetch_all(&mut **tx).await?
+            {
+                followers.push(sql::Follower {
+                    doc_id: r.try_get("id")?,
+                    kind: "photo",
+                    own: Some(parse_id(&r.try_get::<String, _>("author_id")?)?),
+                });
+            }
+            for r in sqlx::query("SELECT id FROM diaries WHERE tenant_id = $1 AND project_id = $2")
+                .bind(tenant).bind(project).fetch_all(&mut **tx).await?
+            {
+                followers.push(sql::Follower { doc_id: r.try_get("id")?, kind: "diary", own: None });
+            }
+            if followers.is_empty() {
+                return Ok(None);
+            }
+            let ids: Vec<String> = followers.iter().map(|f| f.doc_id.clone()).collect();
+            let mut access: HashMap<String, std::collections::BTreeSet<UserId>> = HashMap::new();
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("SELECT doc_id, user_id FROM doc_access WHERE tenant_id = ");
+                qb.push_bind(tenant).push(" AND doc_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                qb.push(")");
+                for r in qb.build().fetch_all(&mut **tx).await? {
+                    access.entry(r.try_get("doc_id")?).or_default().insert(parse_id(&r.try_get::<String, _>("user_id")?)?);
+                }
+            }
+            let moves = sql::follow_members(&followers, members, &access, dir);
+            let entries = moves.iter().map(|m| m.3.len() as i64).sum::<i64>();
+            let moved: Vec<&str> = moves.iter().map(|m| m.0.as_str()).collect();
+            delete_for_docs(tx, "doc_access", "doc_id", tenant, &moved).await?;
+            let rows: Vec<(&str, String)> = moves
+                .iter()
+                .flat_map(|(d, _, after, _)| after.iter().map(move |u| (d.as_str(), u.as_string())))
+                .collect();
+            for chunk in rows.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO doc_access (tenant_id, doc_id, user_id) ");
+                qb.push_values(chunk, |mut b, (d, u)| {
+                    b.push_bind(tenant).push_bind(*d).push_bind(u.as_str());
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            if entries == 0 {
+                return Ok(None);
+            }
+            let last: i64 = sqlx::query("UPDATE tenants SET log_seq = log_seq + $2 WHERE id = $1 RETURNING log_seq")
+                .bind(tenant)
+                .bind(entries)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("log_seq")?;
+            let mut seq = last - entries;
+            let mut log = Vec::new();
+            let mut told = Vec::new();
+            for (doc, kind, _, entries) in &moves {
+                for (entry, user) in entries {
+                    seq += 1;
+                    log.push((seq, doc.as_str(), *kind, *entry, user.as_string()));
+                    told.push(*user);
+                }
+            }
+            for chunk in log.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO change_log (tenant_id, seq, doc_id, kind, entry, user_id, device_id, data, created_at) ");
+                qb.push_values(chunk, |mut b, (s, d, k, e, u)| {
+                    b.push_bind(tenant).push_bind(*s).push_bind(*d).push_bind(*k).push_bind(*e)
+                        .push_bind(u.as_str()).push_bind(device).push_bind(None::<Vec<u8>>).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            Ok(Some((last, told)))
         }
 
         /// Writes the accepted documents: snapshots, access rows, log entries and projections.
@@ -754,6 +879,19 @@ macro_rules! impl_store {
                         .push_bind(p.captured_at).push_bind(p.point.map(|x| x.0)).push_bind(p.point.map(|x| x.1))
                         .push_bind(p.point.map(|x| x.2)).push_bind(p.caption.as_str()).push_bind(p.tags.as_str())
                         .push_bind(p.status).push_bind(p.reviews.as_str()).push_bind(p.comments.as_str()).push_bind(now);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            let dids: Vec<&str> = fw.diaries.iter().map(|d| d.id.as_str()).collect();
+            delete_for_docs(tx, "diaries", "id", tenant, &dids).await?;
+            for chunk in fw.diaries.chunks(CHUNK / 4) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO diaries (tenant_id, id, project_id, site_id, day, locked, signed_by, signed_at, record, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, d| {
+                    b.push_bind(tenant).push_bind(d.id.as_str()).push_bind(d.project.as_str()).push_bind(d.site.as_str())
+                        .push_bind(d.day.as_str()).push_bind(d.locked).push_bind(d.signed_by.as_deref()).push_bind(d.signed_at)
+                        .push_bind(d.record.as_str()).push_bind(now);
                 });
                 qb.build().execute(&mut **tx).await?;
             }
@@ -1290,6 +1428,19 @@ macro_rules! impl_store {
                 }
                 if let Some(fw) = &field_writes {
                     write_field(&mut tx, &tenant, fw, now).await?;
+                }
+                // A project's members changed: its photos and diaries follow.
+                let mut audience = audience;
+                for w in &writes {
+                    if let (Some(_), Record::Project(p)) = (&w.principals, &w.record) {
+                        let members: Vec<UserId> = p.members.iter().map(|m| m.user).collect();
+                        if let Some((last, told)) =
+                            follow_project(&mut tx, &tenant, &device.as_string(), &w.doc_id, &members, &dir, now).await?
+                        {
+                            new_seq = Some(last);
+                            audience.extend(told);
+                        }
+                    }
                 }
                 let written = std::time::Instant::now();
                 let response = PushResponse { v: PROTOCOL_VERSION, batch_id, results: decisions.into_iter().map(|d| d.result).collect() };
@@ -2033,6 +2184,67 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn list_diaries(&self, caller: &Caller, filter: &DiaryFilter) -> Result<Vec<DiaryRow>> {
+                let sql = format!(
+                    "SELECT d.* FROM diaries d WHERE d.tenant_id = $1 AND {} \
+                     AND ($4 = '' OR d.project_id = $4) AND ($5 = '' OR d.site_id = $5) \
+                     AND ($6 = '' OR d.day >= $6) AND ($7 = '' OR d.day <= $7) \
+                     ORDER BY d.day, d.project_id, d.site_id LIMIT 2000",
+                    readable("d.id")
+                );
+                let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+                let rows = for_reader(sql, caller)
+                    .bind(opt(&filter.project))
+                    .bind(opt(&filter.site))
+                    .bind(opt(&filter.from))
+                    .bind(opt(&filter.to))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let locked: bool = r.try_get("locked")?;
+                    if filter.locked.is_some_and(|l| l != locked) {
+                        continue;
+                    }
+                    out.push(DiaryRow {
+                        id: r.try_get("id")?,
+                        project_id: r.try_get("project_id")?,
+                        site_id: r.try_get("site_id")?,
+                        day: r.try_get("day")?,
+                        locked,
+                        signed_by: r.try_get("signed_by")?,
+                        signed_at: r.try_get("signed_at")?,
+                        record: serde_json::from_str(&r.try_get::<String, _>("record")?).map_err(sql::corrupt)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn site_punches(&self, tenant: TenantId, project: &str, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<SitePunch>> {
+                let rows = sqlx::query(
+                    "SELECT user_id, direction, at_ms, trust FROM field_events WHERE tenant_id = $1 AND project_id = $2 \
+                     AND site_id = $3 AND event = 'punch' AND at_ms >= $4 AND at_ms < $5 AND trust <> 'rejected' \
+                     ORDER BY user_id, at_ms",
+                )
+                .bind(tenant.as_string())
+                .bind(project)
+                .bind(site)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SitePunch {
+                            user_id: r.try_get("user_id")?,
+                            direction: r.try_get::<Option<String>, _>("direction")?.unwrap_or_default(),
+                            at_ms: r.try_get("at_ms")?,
+                            trust: r.try_get("trust")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>> {

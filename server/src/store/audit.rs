@@ -21,7 +21,7 @@ pub struct AccessEntry {
     /// `site:<project>:<site>`, `record:<id>` or `readable` (whatever the viewer may read).
     pub scope: String,
     /// The route read: `attendance_report`, `field_events`, `visits`, `photos`, `geojson`,
-    /// `customer_timeline`, `makeups`.
+    /// `customer_timeline`, `makeups`, `photo_file`.
     pub what: String,
     /// The request's filters and how many rows it showed.
     pub detail: serde_json::Value,

@@ -225,17 +225,15 @@ pub fn checks(
         .phash
         .as_deref()
         .and_then(|h| u64::from_str_radix(h, 16).ok())
-    {
-        if let Some((id, _)) = others
+        && let Some((id, _)) = others
             .iter()
             .find(|(_, o)| media::hamming(h, *o) <= NEAR_DUPLICATE_BITS)
-        {
-            reasons.push(reason(
-                "near_duplicate",
-                Severity::Suspicious,
-                format!("The same or a near-same picture is already in photo {id}."),
-            ));
-        }
+    {
+        reasons.push(reason(
+            "near_duplicate",
+            Severity::Suspicious,
+            format!("The same or a near-same picture is already in photo {id}."),
+        ));
     }
     let level = reasons
         .iter()

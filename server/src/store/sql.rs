@@ -236,6 +236,15 @@ pub(super) struct Follower {
     pub own: Option<UserId>,
 }
 
+/// A follower whose readers move: its new access rows and the log entries that say so.
+pub(super) struct AccessMove {
+    pub doc_id: String,
+    pub kind: &'static str,
+    pub readers: BTreeSet<UserId>,
+    /// (`grant` or `revoke`, whose access moved).
+    pub log: Vec<(&'static str, UserId)>,
+}
+
 /// When a project's members change, the records that belong to the project change readers
 /// with it: for each follower, its new access rows and the grant and revoke entries that tell
 /// phones (a new member's phone gets the photos and diaries at its next pull; a removed
@@ -245,7 +254,7 @@ pub(super) fn follow_members(
     members: &[UserId],
     access: &HashMap<String, BTreeSet<UserId>>,
     dir: &dyn Directory,
-) -> Vec<(String, &'static str, BTreeSet<UserId>, Vec<(&'static str, UserId)>)> {
+) -> Vec<AccessMove> {
     let mut out = Vec::new();
     for f in followers {
         let mut after: BTreeSet<UserId> = members.iter().copied().collect();
@@ -260,7 +269,12 @@ pub(super) fn follow_members(
         let mut log: Vec<(&'static str, UserId)> =
             gained.iter().map(|u| ("grant", *u)).collect();
         log.extend(lost.difference(&gained).map(|u| ("revoke", *u)));
-        out.push((f.doc_id.clone(), f.kind, after, log));
+        out.push(AccessMove {
+            doc_id: f.doc_id.clone(),
+            kind: f.kind,
+            readers: after,
+            log,
+        });
     }
     out
 }
@@ -517,12 +531,12 @@ macro_rules! impl_store {
                 }
             }
             let moves = sql::follow_members(&followers, members, &access, dir);
-            let entries = moves.iter().map(|m| m.3.len() as i64).sum::<i64>();
-            let moved: Vec<&str> = moves.iter().map(|m| m.0.as_str()).collect();
+            let entries = moves.iter().map(|m| m.log.len() as i64).sum::<i64>();
+            let moved: Vec<&str> = moves.iter().map(|m| m.doc_id.as_str()).collect();
             delete_for_docs(tx, "doc_access", "doc_id", tenant, &moved).await?;
             let rows: Vec<(&str, String)> = moves
                 .iter()
-                .flat_map(|(d, _, after, _)| after.iter().map(move |u| (d.as_str(), u.as_string())))
+                .flat_map(|m| m.readers.iter().map(move |u| (m.doc_id.as_str(), u.as_string())))
                 .collect();
             for chunk in rows.chunks(CHUNK) {
                 let mut qb = QueryBuilder::<$db>::new("INSERT INTO doc_access (tenant_id, doc_id, user_id) ");
@@ -543,10 +557,10 @@ macro_rules! impl_store {
             let mut seq = last - entries;
             let mut log = Vec::new();
             let mut told = Vec::new();
-            for (doc, kind, _, entries) in &moves {
-                for (entry, user) in entries {
+            for m in &moves {
+                for (entry, user) in &m.log {
                     seq += 1;
-                    log.push((seq, doc.as_str(), *kind, *entry, user.as_string()));
+                    log.push((seq, m.doc_id.as_str(), m.kind, *entry, user.as_string()));
                     told.push(*user);
                 }
             }

@@ -140,7 +140,14 @@ impl Inner {
                 .find(|s| s.id == diary.site)
                 .map(|s| s.name.clone())
         });
+        let mut heads = store::doc_state(&self.store.conn, &diary.id.to_string())
+            .ok()
+            .flatten()
+            .and_then(|s| s.heads)
+            .unwrap_or_default();
+        heads.sort();
         DiaryView {
+            heads,
             locked: diary.is_locked(),
             project_name: project.map(|p| p.name),
             site_name,

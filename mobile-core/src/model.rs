@@ -466,6 +466,9 @@ pub struct DiaryView {
     /// Holds edits the server has not accepted yet.
     pub pending: bool,
     pub conflicts: Vec<Conflict>,
+    /// The document's heads (change hashes, sorted): two copies with the same heads hold the
+    /// same document.
+    pub heads: Vec<String>,
 }
 
 /// A crew entry to set on a diary day. Staff are named by `user_id` (their entry is keyed by

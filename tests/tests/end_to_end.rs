@@ -8,6 +8,7 @@ mod bad_input;
 mod blobs;
 mod convergence;
 mod device_cli;
+mod diaries;
 mod diary_server;
 mod e2e;
 mod field;

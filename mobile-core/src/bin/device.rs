@@ -4,8 +4,11 @@
 //! `{"error","message"}`) with exit code 1.
 //!
 //! Field work (visits, punches, make-up requests, the worker's month, the manual clock) lives in
-//! `device/field.rs`, photos and their upload queue in `device/photo.rs`.
+//! `device/field.rs`, photos and their upload queue in `device/photo.rs`, site diaries and the
+//! customer timeline in `device/diary.rs`.
 
+#[path = "device/diary.rs"]
+mod diary;
 #[path = "device/field.rs"]
 mod field;
 #[path = "device/photo.rs"]
@@ -95,6 +98,9 @@ enum Cmd {
     /// Photos: take, list, review, comment; the upload queue of their bytes.
     #[command(subcommand)]
     Photo(photo::PhotoCmd),
+    /// Site diaries: open a site's day, write it, sign it off, reopen it.
+    #[command(subcommand)]
+    Diary(diary::DiaryCmd),
 }
 
 #[derive(Args)]
@@ -155,6 +161,8 @@ enum CustomerCmd {
     Show { id: String },
     /// All customers.
     List,
+    /// Everything this phone holds about a customer, newest first (works offline).
+    Timeline { id: String },
 }
 
 #[derive(Subcommand)]
@@ -453,6 +461,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
         Cmd::Attendance { month } => field::attendance(&client, month, json)?,
         Cmd::Clock(c) => field::clock(&client, c, json)?,
         Cmd::Photo(c) => photo::photo(&client, c, json)?,
+        Cmd::Diary(c) => diary::diary(&client, c, json)?,
         Cmd::Customer(c) => match c {
             CustomerCmd::Add { name, fields: f } => {
                 let new = NewCustomer {
@@ -502,6 +511,7 @@ fn run(cli: Cli) -> Result<(), ClientError> {
                 out!(client.remove_contact(id, contact)?, show_customer)
             }
             CustomerCmd::Show { id } => out!(client.get_customer(id)?, show_customer),
+            CustomerCmd::Timeline { id } => diary::timeline(&client, id, json)?,
             CustomerCmd::List => out!(client.list_customers()?, |v: &Vec<CustomerView>| {
                 for c in v {
                     println!(

@@ -15,4 +15,5 @@ mod field;
 mod field_day;
 mod handover;
 mod import;
+mod photo_phone;
 mod photos;

@@ -397,7 +397,135 @@ fn the_customer_timeline_on_the_phone_has_visits_photos_projects_and_owners(h: H
     );
 }
 
+/// The `fieldsync-device` binary, built now (the build is a no-op when it is up to date, so a
+/// binary older than this code is never used).
+fn device_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "fieldsync-mobile-core",
+            "--bin",
+            "fieldsync-device",
+        ])
+        .status()
+        .expect("cargo build")
+        .success();
+    let bin = dir.join("fieldsync-device");
+    assert!(ok && bin.exists(), "could not build {}", bin.display());
+    bin
+}
+
+/// Runs the device binary with `--json`; its exit code and its JSON output.
+fn device(bin: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(bin)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run device");
+    let text = if out.status.success() {
+        out.stdout
+    } else {
+        out.stderr
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&text).unwrap_or_else(|e| {
+            panic!(
+                "{args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&text)
+            )
+        }),
+    )
+}
+
+fn a_diary_day_from_the_terminal(h: Harness) {
+    let day = setup(h);
+    let bin = device_binary();
+    let phone = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let (code, v) = device(&bin, phone.path(), args);
+        assert_eq!(code, 0, "{args:?}: {v}");
+        v
+    };
+    run(&[
+        "login",
+        "--server",
+        &day.h.url,
+        "--tenant",
+        "acme",
+        "--email",
+        "site@acme.test",
+        "--password",
+        fieldsync_tests::PASSWORD,
+    ]);
+    run(&["sync"]);
+    let project = day.project.to_string();
+    let opened = run(&["diary", "open", &project, "depot", DAY]);
+    let id = opened["diary"]["id"].as_str().expect("id").to_owned();
+    run(&["diary", "weather", &id, "sunny", "--temp", "-2.5"]);
+    run(&["diary", "work", &id, "Formwork east wall."]);
+    run(&["diary", "work", &id, "Rebar delivered.", "--append"]);
+    let item = run(&[
+        "diary",
+        "add",
+        &id,
+        "incidents",
+        "Cut finger",
+        "--severity",
+        "first_aid",
+    ]);
+    assert!(item["item_id"].is_string(), "{item}");
+    run(&["diary", "crew", &id, "--name", "Sub crew A", "--hours", "8"]);
+    let signed = run(&["diary", "sign-off", &id, "--note", "Done"]);
+    assert_eq!(signed["locked"], true, "{signed}");
+    // A change to the signed-off day is refused, with the code and the sentence.
+    let (code, err) = device(&bin, phone.path(), &["diary", "work", &id, "More."]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err["error"], "diary_locked", "{err}");
+    run(&["diary", "reopen", &id, "--note", "One more line"]);
+    let shown = run(&["diary", "show", &id]);
+    assert_eq!(
+        shown["diary"]["work"], "Formwork east wall.\nRebar delivered.",
+        "{shown}"
+    );
+    assert_eq!(shown["diary"]["temperature_c"], -2.5, "{shown}");
+    assert_eq!(shown["diary"]["signoffs"].as_array().map(Vec::len), Some(2));
+    let list = run(&["diary", "list", "--project", &project]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let report = run(&["sync"]);
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    let (server, _) = day.server(&id);
+    assert_eq!(server.incidents.len(), 1);
+    assert_eq!(server.crew.len(), 1);
+
+    let customer = run(&[
+        "customer", "add", "--name", "Acme Ltd", "--notes", "Gate 3.",
+    ]);
+    let cid = customer["customer"]["id"].as_str().expect("id").to_owned();
+    let timeline = run(&["customer", "timeline", &cid]);
+    let kinds: Vec<&str> = timeline
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"owner") && kinds.contains(&"note"),
+        "{timeline}"
+    );
+}
+
 on_both_stores!(
+    a_diary_day_from_the_terminal,
     three_phones_write_the_same_day_offline_and_converge,
     a_sign_off_refuses_an_offline_edit_which_comes_back_after_the_reopening,
     viewers_and_outsiders_are_refused_on_the_phone_and_on_the_server,

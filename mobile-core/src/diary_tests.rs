@@ -1,7 +1,8 @@
 //! Site diaries on the phone, offline: three phones opening the same day from the same genesis
 //! change and merging their edits (documents handed between phones as a pull would), the
 //! project roles the phone enforces itself, the lock after a sign-off, bad input, and a server
-//! refusal that resets the diary but keeps the person's words to write again.
+//! refusal that resets the diary but keeps the person's words to write again; and a customer's
+//! timeline from the local store.
 
 use crate::fake_server::{self, FakeServer};
 use crate::store;
@@ -265,16 +266,120 @@ fn project_roles_decide_who_writes_and_signs_and_a_signed_off_day_is_locked() {
         .collect();
     assert_eq!(log, [(1, DiaryAction::SignOff), (2, DiaryAction::Reopen)]);
     hand(&s.sm, &crew, &id);
-    crew.add_diary_item(
+    let crane = crew
+        .add_diary_item(
+            id.clone(),
+            "equipment".into(),
+            "Crane".into(),
+            Some(6.0),
+            Some("h".into()),
+            String::new(),
+            None,
+        )
+        .expect("after the reopening");
+    crew.update_diary_item(
         id.clone(),
         "equipment".into(),
-        "Crane".into(),
-        Some(6.0),
+        crane.clone(),
+        "Crane, 50 t".into(),
+        Some(6.5),
         Some("h".into()),
-        String::new(),
+        "incl. setup".into(),
         None,
     )
-    .expect("after the reopening");
+    .expect("its author changes it");
+
+    // Entries belong to their authors; site managers may change anyone's.
+    let sm_item =
+        s.sm.add_diary_item(
+            id.clone(),
+            "visitors".into(),
+            "J. Weber, structural engineer".into(),
+            None,
+            None,
+            String::new(),
+            None,
+        )
+        .expect("visitor");
+    hand(&s.sm, &crew, &id);
+    hand(&crew, &s.sm, &id);
+    let e = err(crew.remove_diary_item(id.clone(), "visitors".into(), sm_item.clone()));
+    assert_eq!(e.code(), "forbidden", "{e:?}");
+    let v =
+        s.sm.remove_diary_item(id.clone(), "equipment".into(), crane)
+            .expect("a site manager removes anyone's entry");
+    assert!(v.diary.equipment.is_empty());
+    assert_eq!(v.diary.visitors.len(), 1);
+}
+
+#[test]
+fn the_customer_timeline_has_the_owner_history_visits_and_contacts_newest_first() {
+    let (_d, rep, me) = phone("http://127.0.0.1:9", "manager");
+    let c = rep
+        .create_customer(NewCustomer {
+            name: "Acme Ltd".into(),
+            notes: Some("Gate 3.".into()),
+            ..Default::default()
+        })
+        .expect("customer")
+        .customer
+        .id
+        .to_string();
+    let other = UserId::new();
+    let set_owner = |u: UserId| {
+        rep.edit_customer(
+            c.clone(),
+            vec![FieldEdit {
+                field: "owner".into(),
+                value: u.to_string(),
+            }],
+        )
+        .expect("owner")
+    };
+    let third = UserId::new();
+    set_owner(other);
+    set_owner(third);
+    rep.add_contact(
+        c.clone(),
+        NewContact {
+            name: "Ms Li".into(),
+            title: Some("Buyer".into()),
+            ..Default::default()
+        },
+    )
+    .expect("contact");
+    rep.plan_visit(c.clone(), Some("2026-11-30".into()), "Quote".into())
+        .expect("visit");
+    let t = rep.customer_timeline(c.clone()).expect("timeline");
+    let owners: Vec<String> = t
+        .iter()
+        .filter(|e| e.kind == "owner")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(
+        owners,
+        [third.to_string(), other.to_string(), me.to_string()],
+        "{t:#?}"
+    );
+    assert!(
+        t.iter()
+            .filter(|e| e.kind == "owner")
+            .all(|e| e.at_ms.is_some() && e.by.is_some())
+    );
+    let kinds: Vec<&str> = t.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["contact", "note", "visit"] {
+        assert!(kinds.contains(&kind), "{kind}: {t:#?}");
+    }
+    let visit = t.iter().find(|e| e.kind == "visit").expect("visit");
+    assert_eq!(visit.day.as_deref(), Some("2026-11-30"));
+    // The planned day is after every edit: it comes first.
+    assert_eq!(t[0].kind, "visit", "{t:#?}");
+    let dated: Vec<i64> = t.iter().filter_map(|e| e.at_ms).collect();
+    assert!(dated.windows(2).all(|w| w[0] >= w[1]), "{t:#?}");
+    assert_eq!(
+        err(rep.customer_timeline(fieldsync_sync::DocId::new().to_string())).code(),
+        "not_found"
+    );
 }
 
 #[test]

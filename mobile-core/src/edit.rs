@@ -296,6 +296,8 @@ impl Inner {
     /// (visits, punches, make-up requests) are the person's own, so the whole shared rule runs
     /// here, with [`PhoneDirectory`]: a change the server would refuse (altering a punch, a
     /// check-out of someone else's visit, deciding a request twice) never leaves the phone.
+    /// Site diaries too, with the project's roles from the phone's copy of the project: a
+    /// viewer's edit, a crew member's sign-off or a change to a signed-off day is refused here.
     pub(crate) fn check(&self, before: Option<&Record>, after: &Record) -> Result<()> {
         match after {
             Record::Customer(c) => rules::check_customer(c)?,

@@ -52,7 +52,9 @@
 //! event shares: evidence, policy, recent events), `visits`, `attendance` (punches, make-up
 //! requests, the worker's month), `photos` (taking, listing and reviewing photos, their files),
 //! `upload` (the upload queue and the resumable blob protocol), `sync` (push, pull, repair),
-//! [`live`] (the WebSocket), [`error`], [`model`].
+//! `diaries` (site diary days: opening from the shared genesis, edits, sign-off, what a refusal
+//! keeps), `timeline` (a customer's timeline from the local store), [`live`] (the WebSocket),
+//! [`error`], [`model`].
 
 mod attendance;
 mod client;

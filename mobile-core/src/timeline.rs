@@ -273,23 +273,14 @@ impl Inner {
             out.push(e);
         }
 
-        // Newest first; entries this phone cannot date go last.
-        out.sort_by(|a, b| {
-            (
-                b.at_ms.is_some(),
-                b.at_ms,
-                &a.kind,
-                &a.record_id,
-                &a.item_id,
-            )
-                .cmp(&(
-                    a.at_ms.is_some(),
-                    a.at_ms,
-                    &b.kind,
-                    &b.record_id,
-                    &b.item_id,
-                ))
+        // Newest first; entries this phone cannot date go last. Ties (changes written in the
+        // same millisecond) keep the reverse of the order they were added in, which for the
+        // history is the order the changes were made.
+        let mut order: Vec<(usize, TimelineEntry)> = out.into_iter().enumerate().collect();
+        order.sort_by(|(i, a), (j, b)| {
+            (b.at_ms.is_some(), b.at_ms, j).cmp(&(a.at_ms.is_some(), a.at_ms, i))
         });
+        let out: Vec<TimelineEntry> = order.into_iter().map(|(_, e)| e).collect();
         Ok(out)
     }
 }

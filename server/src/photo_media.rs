@@ -38,6 +38,10 @@ pub fn hook() -> BlobHook {
 /// cannot be decoded is recorded with its error code (the reviewer sees why there is no
 /// thumbnail); only storage failures are errors here.
 pub async fn process_blob(state: &AppState, blob: BlobRef) -> anyhow::Result<()> {
+    if !blob.mime.is_image() {
+        // A project file (a document or a drawing): stored as it is.
+        return Ok(());
+    }
     // The thumbnails are kept in the blob store's backend beside the blob (local files or
     // S3), keyed by tenant, hash and size: see `BlobStore::put_derived`.
     let bytes = state

@@ -17,3 +17,4 @@ mod handover;
 mod import;
 mod photo_phone;
 mod photos;
+mod views;

@@ -110,8 +110,9 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The image types a photo may be uploaded as. HEIC is not among them: the server cannot
-/// decode it, and phones can all save JPEG.
+/// The types a blob may be uploaded as: a photo's image (JPEG, PNG, WebP; not HEIC, which the
+/// server cannot decode and phones can all avoid), or a project file (tender documents and
+/// drawings: PDF, Word, Excel, DWG, DXF, ZIP, plain text). Only images are processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BlobMime {
     #[serde(rename = "image/jpeg")]
@@ -120,6 +121,20 @@ pub enum BlobMime {
     Png,
     #[serde(rename = "image/webp")]
     Webp,
+    #[serde(rename = "application/pdf")]
+    Pdf,
+    #[serde(rename = "application/vnd.openxmlformats-officedocument.wordprocessingml.document")]
+    Docx,
+    #[serde(rename = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")]
+    Xlsx,
+    #[serde(rename = "image/vnd.dwg")]
+    Dwg,
+    #[serde(rename = "image/vnd.dxf")]
+    Dxf,
+    #[serde(rename = "application/zip")]
+    Zip,
+    #[serde(rename = "text/plain")]
+    Text,
 }
 
 impl BlobMime {
@@ -128,26 +143,56 @@ impl BlobMime {
             BlobMime::Jpeg => "image/jpeg",
             BlobMime::Png => "image/png",
             BlobMime::Webp => "image/webp",
+            BlobMime::Pdf => "application/pdf",
+            BlobMime::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+            BlobMime::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            BlobMime::Dwg => "image/vnd.dwg",
+            BlobMime::Dxf => "image/vnd.dxf",
+            BlobMime::Zip => "application/zip",
+            BlobMime::Text => "text/plain",
         }
     }
+
+    /// A photo's image type (processed into thumbnails on upload).
+    pub fn is_image(self) -> bool {
+        matches!(self, BlobMime::Jpeg | BlobMime::Png | BlobMime::Webp)
+    }
+
+    /// Every type, for messages.
+    pub const FILE_TYPES: &'static str =
+        "PDF, Word (.docx), Excel (.xlsx), DWG, DXF, ZIP, plain text, JPEG, PNG or WebP";
 }
 
 impl FromStr for BlobMime {
     type Err = UnsupportedFormat;
-    /// Case and surrounding spaces are ignored, as HTTP media types allow.
+    /// Case and surrounding spaces are ignored, as HTTP media types allow. DWG and DXF are
+    /// also known by their older names.
     fn from_str(s: &str) -> Result<Self, UnsupportedFormat> {
         match s.trim().to_ascii_lowercase().as_str() {
             "image/jpeg" => Ok(BlobMime::Jpeg),
             "image/png" => Ok(BlobMime::Png),
             "image/webp" => Ok(BlobMime::Webp),
+            "application/pdf" => Ok(BlobMime::Pdf),
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+                Ok(BlobMime::Docx)
+            }
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+                Ok(BlobMime::Xlsx)
+            }
+            "image/vnd.dwg" | "application/acad" | "application/x-dwg" => Ok(BlobMime::Dwg),
+            "image/vnd.dxf" | "application/dxf" => Ok(BlobMime::Dxf),
+            "application/zip" => Ok(BlobMime::Zip),
+            "text/plain" => Ok(BlobMime::Text),
             _ => Err(UnsupportedFormat),
         }
     }
 }
 
-/// A media type other than JPEG, PNG or WebP.
+/// A media type the server does not store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("only image/jpeg, image/png and image/webp are accepted")]
+#[error("not a photo or project file type")]
 pub struct UnsupportedFormat;
 
 /// Where an upload stands, as the phone is told it.

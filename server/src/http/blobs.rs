@@ -29,6 +29,10 @@ pub struct BeginUpload {
     pub sha256: String,
     pub size: u64,
     pub mime: String,
+    /// `photo` (the default: an image, processed into thumbnails) or `file` (a project file:
+    /// a document or drawing, stored as it is).
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 /// `PUT /v1/blobs/{sha256}` query.
@@ -167,7 +171,33 @@ pub async fn begin(
     if req.size > MAX_BLOB_BYTES {
         return Err(too_large(req.size).into());
     }
-    let mime: BlobMime = req.mime.parse().map_err(|_| {
+    let as_file = match req.purpose.as_deref() {
+        None | Some("photo") => false,
+        Some("file") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_purpose",
+                format!("'{shown}' is not an upload purpose; use photo or file."),
+            )
+            .into());
+        }
+    };
+    let parsed: Option<BlobMime> = req.mime.parse().ok();
+    if as_file && parsed.is_none() {
+        let shown: String = req.mime.chars().take(80).collect();
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+            format!(
+                "'{shown}' files are not accepted; a project file may be {}.",
+                BlobMime::FILE_TYPES
+            ),
+        )
+        .into());
+    }
+    let mime: BlobMime = parsed.filter(|m| as_file || m.is_image()).ok_or(()).map_err(|_| {
         let shown: String = req.mime.chars().take(80).collect();
         let lower = shown.to_ascii_lowercase();
         let hint = if lower.contains("heic") || lower.contains("heif") {

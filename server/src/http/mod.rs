@@ -10,12 +10,14 @@ pub mod diaries;
 pub mod error;
 pub mod extract;
 pub mod field;
+pub mod files;
 pub mod import;
 pub mod live;
 pub mod openapi;
 pub mod photos;
 pub mod records;
 pub mod sync;
+pub mod views;
 
 use crate::app::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +45,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/projects/{id}", get(records::project))
         .route("/v1/records/{id}", get(records::record))
         .route("/v1/customers/{id}/timeline", get(field::customer_timeline))
+        .route("/v1/customers/{id}/360", get(views::customer_360))
+        .route("/v1/projects/{id}/360", get(views::project_360))
+        .route("/v1/projects/{id}/files", get(files::list).post(files::attach))
+        .route(
+            "/v1/projects/{id}/files/{file}",
+            get(files::download).delete(files::remove),
+        )
         .route("/v1/visits", get(field::list_visits))
         .route("/v1/visits/follow-ups", get(field::follow_ups))
         .route("/v1/visits/{id}/reviews", post(field::review_visit))

@@ -368,6 +368,20 @@ pub struct MediaRow {
     pub error: Option<String>,
 }
 
+/// A file attached to a project (its bytes are a blob).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ProjectFile {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub sha256: String,
+    pub size: i64,
+    pub mime: String,
+    pub note: String,
+    pub added_by: String,
+    pub added_at: i64,
+}
+
 /// Which site diaries to list.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct DiaryFilter {
@@ -414,6 +428,8 @@ pub struct PhotoFilter {
     /// Capture time from / to, ms.
     pub from: Option<i64>,
     pub to: Option<i64>,
+    /// Photos of this customer: attached to it or to one of its visits.
+    pub customer: Option<String>,
 }
 
 /// A make-up request from the projection.
@@ -657,8 +673,23 @@ pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'st
     async fn photo_hashes(&self, tenant: TenantId) -> Result<Vec<(String, String, u64)>>;
     /// Photos `caller` may read (as the records), newest first.
     async fn list_photos(&self, caller: &Caller, filter: &PhotoFilter) -> Result<Vec<PhotoRow>>;
+    /// Records a file of a project (the caller checked the project and the bytes).
+    async fn add_project_file(&self, tenant: TenantId, file: &ProjectFile) -> Result<()>;
+    /// A project's files, oldest first (removed ones left out).
+    async fn project_files(&self, tenant: TenantId, project: &str) -> Result<Vec<ProjectFile>>;
+    /// Marks a file removed (kept for the record); false if there was no such file.
+    async fn remove_project_file(&self, tenant: TenantId, project: &str, id: &str, by: UserId, at: i64) -> Result<bool>;
     /// Site diary days `caller` may read, by day.
     async fn list_diaries(&self, caller: &Caller, filter: &DiaryFilter) -> Result<Vec<DiaryRow>>;
+    /// The in-punches at any site of a project between two times (not those graded
+    /// `rejected`): (site, user, time), for headcounts.
+    async fn project_in_punches(
+        &self,
+        tenant: TenantId,
+        project: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, String, i64)>>;
     /// The punches at a project site between two times (not those graded `rejected`), by user
     /// and time.
     async fn site_punches(

@@ -2236,6 +2236,69 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            async fn add_project_file(&self, tenant: TenantId, f: &ProjectFile) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO project_files (tenant_id, id, project_id, name, sha256, size, mime, note, added_by, added_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, id) DO NOTHING",
+                )
+                .bind(tenant.as_string()).bind(&f.id).bind(&f.project_id).bind(&f.name).bind(&f.sha256).bind(f.size)
+                .bind(&f.mime).bind(&f.note).bind(&f.added_by).bind(f.added_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn project_files(&self, tenant: TenantId, project: &str) -> Result<Vec<ProjectFile>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM project_files WHERE tenant_id = $1 AND project_id = $2 AND removed_at IS NULL ORDER BY added_at, id",
+                )
+                .bind(tenant.as_string())
+                .bind(project)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ProjectFile {
+                            id: r.try_get("id")?,
+                            project_id: r.try_get("project_id")?,
+                            name: r.try_get("name")?,
+                            sha256: r.try_get("sha256")?,
+                            size: r.try_get("size")?,
+                            mime: r.try_get("mime")?,
+                            note: r.try_get("note")?,
+                            added_by: r.try_get("added_by")?,
+                            added_at: r.try_get("added_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn remove_project_file(&self, tenant: TenantId, project: &str, id: &str, by: UserId, at: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE project_files SET removed_by = $4, removed_at = $5 WHERE tenant_id = $1 AND project_id = $2 AND id = $3 AND removed_at IS NULL",
+                )
+                .bind(tenant.as_string()).bind(project).bind(id).bind(by.as_string()).bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn project_in_punches(&self, tenant: TenantId, project: &str, from_ms: i64, to_ms: i64) -> Result<Vec<(String, String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT site_id, user_id, at_ms FROM field_events WHERE tenant_id = $1 AND project_id = $2 \
+                     AND event = 'punch' AND direction = 'in' AND at_ms >= $3 AND at_ms < $4 AND trust <> 'rejected' ORDER BY at_ms",
+                )
+                .bind(tenant.as_string())
+                .bind(project)
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get::<Option<String>, _>("site_id")?.unwrap_or_default(), r.try_get("user_id")?, r.try_get("at_ms")?)))
+                    .collect()
+            }
+
             async fn site_punches(&self, tenant: TenantId, project: &str, site: &str, from_ms: i64, to_ms: i64) -> Result<Vec<SitePunch>> {
                 let rows = sqlx::query(
                     "SELECT user_id, direction, at_ms, trust FROM field_events WHERE tenant_id = $1 AND project_id = $2 \
@@ -2276,6 +2339,7 @@ macro_rules! impl_store {
                      AND ($4 = '' OR p.project_id = $4) AND ($5 = '' OR p.site_id = $5) AND ($6 = '' OR p.day = $6) \
                      AND ($7 = '' OR p.author_id = $7) AND ($8 = '' OR p.status = $8) \
                      AND p.captured_at >= $9 AND p.captured_at < $10 \
+                     AND ($11 = '' OR (p.attach_kind = 'customer' AND p.attach_id = $11) OR (p.attach_kind = 'visit' AND v.customer_id = $11)) \
                      ORDER BY p.captured_at DESC, p.id DESC LIMIT 5000",
                     readable("p.id")
                 );
@@ -2288,6 +2352,7 @@ macro_rules! impl_store {
                     .bind(opt(&filter.status))
                     .bind(filter.from.unwrap_or(i64::MIN))
                     .bind(filter.to.unwrap_or(i64::MAX))
+                    .bind(opt(&filter.customer))
                     .fetch_all(&self.pool)
                     .await?;
                 let json = |t: String| serde_json::from_str::<serde_json::Value>(&t).map_err(sql::corrupt);

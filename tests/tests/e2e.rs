@@ -685,6 +685,15 @@ fn the_api_describes_itself_and_reports_health(h: Harness) {
         "/v1/blobs",
         "/v1/blobs/{sha256}",
         "/v1/photos/{id}/file/{variant}",
+        "/v1/diaries",
+        "/v1/diaries/{id}",
+        "/v1/diaries/{id}/sign-off",
+        "/v1/diaries/{id}/reopen",
+        "/v1/diaries/export",
+        "/v1/customers/{id}/360",
+        "/v1/projects/{id}/360",
+        "/v1/projects/{id}/files",
+        "/v1/projects/{id}/files/{file}",
     ] {
         assert!(spec["paths"].get(path).is_some(), "{path} is not described");
     }

@@ -154,6 +154,27 @@ pub async fn openapi() -> Json<Value> {
     if let (Some(paths), Value::Object(handover)) = (doc["paths"].as_object_mut(), handover) {
         paths.extend(handover);
     }
+    // Site diaries, the 360 views and project files (issue 5).
+    let views = json!({
+            "/v1/diaries": { "get": op("Site diary days the caller may read (project members, admins). Query: project, site, from, to (YYYY-MM-DD), locked", true, None, "[{id, project_id, site_id, day, locked, signed_by, signed_at, weather, work_excerpt, counts}]") },
+            "/v1/diaries/{id}": { "get": op("One diary day as people read it: the record, the crew merged with that day's punches at the site (first in, last out, hours; source punches|diary|punches+diary), and the photos taken there that day", true, None, "DiaryView") },
+            "/v1/diaries/{id}/sign-off": { "post": op("Sign the day off (the project's site managers and admins): the diary locks and the server refuses every other change (diary_locked) until it is reopened. Body: {note}", true, None, "DiaryView") },
+            "/v1/diaries/{id}/reopen": { "post": op("Reopen a signed-off day (site managers and admins; 422 not_signed_off otherwise). Body: {note}", true, None, "DiaryView") },
+            "/v1/diaries/export": { "get": op("A diary day or range fit to print: one HTML page per day with crew, work, lists, photos (thumbnails embedded) and the sign-off log. Query: project, site, from, to (at most 62 days), format (html|json), photos (true|false)", true, None, "text/html or [DiaryView]") },
+            "/v1/customers/{id}/360": { "get": op("Everything about a customer: the record with contacts and notes, one timeline newest first (visits and reports, reviews, photos, owner changes from the record's history), follow-ups due, planned visits, projects", true, None, "{customer, counts, last_visit_at, follow_ups, planned_visits, projects, owner_history, timeline}") },
+            "/v1/projects/{id}/360": { "get": op("Everything about a project: sites, members, milestones, diary days, photos by status, files, and the headcount per site and local day. Query: from, to (YYYY-MM-DD; default the last 31 days, at most 366)", true, None, "{project, milestones_summary, diaries, photos, files, headcount}") },
+            "/v1/projects/{id}/files": {
+                "get": op("The project's files (readers of the project)", true, None, "[ProjectFile]"),
+                "post": op("Attach uploaded bytes (POST /v1/blobs with purpose 'file' first; 409 not_uploaded otherwise) as a project file: {name, sha256, mime, note}. Site managers of the project, its creator, admins", true, None, "ProjectFile")
+            },
+            "/v1/projects/{id}/files/{file}": {
+                "get": op("The file's bytes, streamed", true, None, "the file's type"),
+                "delete": op("Remove a file (kept in the table with who and when). Site managers of the project, its creator, admins", true, None, "204")
+            }
+    });
+    if let (Some(paths), Value::Object(views)) = (doc["paths"].as_object_mut(), views) {
+        paths.extend(views);
+    }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.insert("HandoverRequest".into(), obj(json!({ "to": {"type": "string", "description": "a user id, or \"pool\""}, "disable": {"type": "boolean", "default": false} }), json!(["to"])));
         schemas.insert("AssignRequest".into(), obj(json!({ "owner": {"type": "string", "format": "uuid"} }), json!(["owner"])));

@@ -24,7 +24,7 @@ use crate::edit::{actor_for, new_item_id, opt, parse_doc_id, save_doc};
 use crate::error::{ClientError, Result};
 use crate::model::{CrewInput, DiaryKept, DiaryRejection, DiaryView, KeptItem};
 use crate::store;
-use automerge::Automerge;
+use automerge::{Automerge, ReadDoc};
 use fieldsync_sync::record::RecordKind;
 use fieldsync_sync::record::diary::{DIARY_LISTS, Diary, DiaryAction, DiaryItem, SignEvent};
 use fieldsync_sync::{Conflict, CrewEntry, DocId, Project, Record, UserId, rules};
@@ -80,30 +80,50 @@ fn missing_paragraphs(mine: &str, theirs: &str) -> String {
         .join("\n")
 }
 
-/// What the phone's diary `local` holds that the server's `server` (none: the server keeps no
-/// version the person may see) lacks, as the JSON of a [`DiaryKept`]; `None` when nothing.
-pub(crate) fn kept_of(local: &Automerge, server: Option<&Automerge>) -> Option<String> {
-    let Ok((Record::Diary(mine), _)) = Record::read(local) else {
-        return None;
-    };
-    let theirs = match server.map(Record::read) {
-        Some(Ok((Record::Diary(d), _))) => d,
-        _ => Diary::new(mine.project, mine.site.clone(), mine.day.clone()),
-    };
+/// The diary of `doc`, if it reads as one.
+fn diary_of(doc: &Automerge) -> Option<Diary> {
+    match Record::read(doc) {
+        Ok((Record::Diary(d), _)) => Some(d),
+        _ => None,
+    }
+}
+
+/// What the person wrote on this phone that a refusal is about to drop, as the JSON of a
+/// [`DiaryKept`]; `None` when nothing. `local` is the phone's diary, `server_heads` the heads the
+/// server was known to have (the person's own edits are what `local` changed since them), and
+/// `server` the version the server answered with. Only the person's edits are kept, not
+/// differences that come from changes the phone had not pulled yet, and nothing the server
+/// already holds.
+pub(crate) fn kept_of(
+    local: &Automerge,
+    server_heads: &[String],
+    server: Option<&Automerge>,
+) -> Option<String> {
+    let mine = diary_of(local)?;
+    let empty = || Diary::new(mine.project, mine.site.clone(), mine.day.clone());
+    let theirs = server.and_then(diary_of).unwrap_or_else(empty);
+    // The phone's diary as the server last had it: the base of the person's edits.
+    let base = fieldsync_sync::protocol::heads_from_strings(server_heads)
+        .ok()
+        .filter(|h| !h.is_empty() && h.iter().all(|h| local.get_change_by_hash(h).is_some()))
+        .and_then(|h| local.fork_at(&h).ok())
+        .and_then(|d| diary_of(&d))
+        .unwrap_or_else(empty);
     let mut kept = DiaryKept {
-        work: missing_paragraphs(&mine.work, &theirs.work),
+        work: missing_paragraphs(&missing_paragraphs(&mine.work, &base.work), &theirs.work),
         ..Default::default()
     };
-    if mine.weather != theirs.weather && !mine.weather.is_empty() {
+    if mine.weather != base.weather && mine.weather != theirs.weather && !mine.weather.is_empty() {
         kept.weather = Some(mine.weather.clone());
     }
-    if mine.temperature_c != theirs.temperature_c {
+    if mine.temperature_c != base.temperature_c && mine.temperature_c != theirs.temperature_c {
         kept.temperature_c = mine.temperature_c;
     }
     for list in DIARY_LISTS {
-        let old = theirs.list(list).map(Vec::as_slice).unwrap_or_default();
+        let before = base.list(list).map(Vec::as_slice).unwrap_or_default();
+        let now = theirs.list(list).map(Vec::as_slice).unwrap_or_default();
         for item in mine.list(list).map(Vec::as_slice).unwrap_or_default() {
-            if !old.contains(item) {
+            if !before.contains(item) && !now.contains(item) {
                 kept.items.push(KeptItem {
                     list: list.to_owned(),
                     item: item.clone(),
@@ -114,7 +134,7 @@ pub(crate) fn kept_of(local: &Automerge, server: Option<&Automerge>) -> Option<S
     kept.crew = mine
         .crew
         .iter()
-        .filter(|c| !theirs.crew.contains(c))
+        .filter(|c| !base.crew.contains(c) && !theirs.crew.contains(c))
         .cloned()
         .collect();
     if kept.is_empty() {
@@ -492,7 +512,7 @@ impl crate::FieldsyncClient {
                 message: "Nothing refused of this diary day is kept on this phone.".into(),
             })?;
         let kept = latest.kept;
-        self.lock().edit_diary(&diary_id, |d, _, _| {
+        self.lock().edit_diary(&diary_id, |d, me, _| {
             let add = missing_paragraphs(&kept.work, &d.work);
             if !add.is_empty() {
                 if !d.work.is_empty() && !d.work.ends_with('\n') {
@@ -516,7 +536,9 @@ impl crate::FieldsyncClient {
                     None => items.push(k.item),
                 }
             }
-            for c in kept.crew {
+            for mut c in kept.crew {
+                // Whoever writes an entry is its `by`: now that is this person again.
+                c.by = me;
                 match d.crew.iter_mut().find(|x| x.key == c.key) {
                     Some(x) => *x = c,
                     None => d.crew.push(c),

@@ -501,6 +501,34 @@ fn a_refused_offline_edit_resets_the_diary_and_keeps_the_words_to_write_again() 
     s.sm.set_diary_work(id.clone(), "Formwork east wall.".into())
         .expect("work");
     hand(&s.sm, &crew, &id);
+    // An item of the crew's, which the site manager then corrects: the crew phone does not
+    // hear of it before its own edits are refused, and must not take its older copy for an
+    // edit of the person's.
+    let sand = crew
+        .add_diary_item(
+            id.clone(),
+            "materials".into(),
+            "Sand".into(),
+            Some(2.0),
+            Some("t".into()),
+            String::new(),
+            None,
+        )
+        .expect("sand");
+    hand(&crew, &s.sm, &id);
+    hand(&s.sm, &crew, &id);
+    assert!(!crew.get_diary(id.clone()).expect("diary").pending);
+    s.sm.update_diary_item(
+        id.clone(),
+        "materials".into(),
+        sand,
+        "Sand, washed".into(),
+        Some(2.0),
+        Some("t".into()),
+        "wet".into(),
+        None,
+    )
+    .expect("corrected");
     // Offline on the crew phone...
     crew.set_diary_work(
         id.clone(),

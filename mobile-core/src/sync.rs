@@ -426,6 +426,7 @@ impl Inner {
                         match store::doc_get(&tx, &doc_id)? {
                             Some(row) => crate::diaries::kept_of(
                                 &load_doc(&row.bytes, device)?,
+                                &row.server_heads,
                                 server_doc.as_ref(),
                             ),
                             None => None,

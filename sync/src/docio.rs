@@ -10,6 +10,7 @@
 //! needs and concurrent edits of different fields never collide.
 
 use crate::error::Rejection;
+use crate::ids::UserId;
 use crate::record::Conflict;
 use automerge::{
     AutomergeError, ObjId, ObjType, ReadDoc, ScalarValue, Value, hydrate, transaction::Transactable,
@@ -242,6 +243,43 @@ impl<'a, D: ReadDoc> Reader<'a, D> {
                 },
             )),
         }
+    }
+
+    /// The objects of the id-keyed map at `key` of `obj` (none if there is no such map), by
+    /// key, each with its key and the path its fields are named under (`path.key`).
+    pub fn items<'v>(
+        &self,
+        obj: &Obj<'v>,
+        key: &str,
+        path: &str,
+    ) -> Result<Vec<(String, String, Obj<'v>)>, Rejection> {
+        let Some(map) = self.opt_obj(obj, key, path, ObjType::Map)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for k in self.keys(&map) {
+            let item_path = format!("{path}.{k}");
+            if let Some(o) = self.opt_obj(&map, &k, &item_path, ObjType::Map)? {
+                out.push((k, item_path, o));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A required whole number.
+    pub fn req_i64(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<i64, Rejection> {
+        self.opt_i64(obj, key, path)?
+            .ok_or_else(|| Rejection::new("missing_field", format!("Field '{path}' is required.")))
+    }
+
+    /// A required user id.
+    pub fn req_user(&self, obj: &Obj<'_>, key: &str, path: &str) -> Result<UserId, Rejection> {
+        self.req_str(obj, key, path)?.parse().map_err(|_| {
+            Rejection::new(
+                "invalid_id",
+                format!("Field '{path}' must be a user id (UUID)."),
+            )
+        })
     }
 
     /// Keys of a map object, sorted.

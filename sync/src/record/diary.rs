@@ -246,100 +246,70 @@ impl Diary {
                 Rejection::new("invalid_id", "Field 'project' must be a project id (UUID).")
             })?;
         let mut crew = Vec::new();
-        if let Some(map) = r.opt_obj(root, "crew", "crew", ObjType::Map)? {
-            for key in r.keys(&map) {
-                let path = format!("crew.{key}");
-                let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                    continue;
-                };
-                let user = r
-                    .opt_str(&o, "user", &format!("{path}.user"))?
-                    .map(|u| parse_user(&u, &format!("{path}.user")))
-                    .transpose()?;
-                crew.push(CrewEntry {
-                    key: key.clone(),
-                    user,
-                    name: r
-                        .opt_str(&o, "name", &format!("{path}.name"))?
-                        .unwrap_or_default(),
-                    present: r
-                        .opt_bool(&o, "present", &format!("{path}.present"))?
-                        .unwrap_or(true),
-                    hours: r.opt_f64(&o, "hours", &format!("{path}.hours"))?,
-                    note: r
-                        .opt_str(&o, "note", &format!("{path}.note"))?
-                        .unwrap_or_default(),
-                    by: parse_user(
-                        &r.req_str(&o, "by", &format!("{path}.by"))?,
-                        &format!("{path}.by"),
-                    )?,
-                });
-            }
+        for (key, path, o) in r.items(root, "crew", "crew")? {
+            let user = r
+                .opt_str(&o, "user", &format!("{path}.user"))?
+                .map(|u| parse_user(&u, &format!("{path}.user")))
+                .transpose()?;
+            crew.push(CrewEntry {
+                user,
+                name: r
+                    .opt_str(&o, "name", &format!("{path}.name"))?
+                    .unwrap_or_default(),
+                present: r
+                    .opt_bool(&o, "present", &format!("{path}.present"))?
+                    .unwrap_or(true),
+                hours: r.opt_f64(&o, "hours", &format!("{path}.hours"))?,
+                note: r
+                    .opt_str(&o, "note", &format!("{path}.note"))?
+                    .unwrap_or_default(),
+                by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                key,
+            });
         }
         let mut lists: Vec<Vec<DiaryItem>> = Vec::with_capacity(DIARY_LISTS.len());
         for name in DIARY_LISTS {
             let mut items = Vec::new();
-            if let Some(map) = r.opt_obj(root, name, name, ObjType::Map)? {
-                for key in r.keys(&map) {
-                    let path = format!("{name}.{key}");
-                    let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                        continue;
-                    };
-                    items.push(DiaryItem {
-                        id: key.clone(),
-                        by: parse_user(
-                            &r.req_str(&o, "by", &format!("{path}.by"))?,
-                            &format!("{path}.by"),
-                        )?,
-                        at_ms: req_i64(r, &o, "at_ms", &path)?,
-                        text: r
-                            .opt_str(&o, "text", &format!("{path}.text"))?
-                            .unwrap_or_default(),
-                        quantity: r.opt_f64(&o, "quantity", &format!("{path}.quantity"))?,
-                        unit: r.opt_str(&o, "unit", &format!("{path}.unit"))?,
-                        note: r
-                            .opt_str(&o, "note", &format!("{path}.note"))?
-                            .unwrap_or_default(),
-                        severity: r
-                            .opt_str(&o, "severity", &format!("{path}.severity"))?
-                            .map(|s| s.parse())
-                            .transpose()?,
-                    });
-                }
+            for (id, path, o) in r.items(root, name, name)? {
+                items.push(DiaryItem {
+                    by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                    at_ms: r.req_i64(&o, "at_ms", &format!("{path}.at_ms"))?,
+                    text: r
+                        .opt_str(&o, "text", &format!("{path}.text"))?
+                        .unwrap_or_default(),
+                    quantity: r.opt_f64(&o, "quantity", &format!("{path}.quantity"))?,
+                    unit: r.opt_str(&o, "unit", &format!("{path}.unit"))?,
+                    note: r
+                        .opt_str(&o, "note", &format!("{path}.note"))?
+                        .unwrap_or_default(),
+                    severity: r
+                        .opt_str(&o, "severity", &format!("{path}.severity"))?
+                        .map(|s| s.parse())
+                        .transpose()?,
+                    id,
+                });
             }
             items.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
             lists.push(items);
         }
         let mut signoffs = Vec::new();
-        if let Some(map) = r.opt_obj(root, "signoffs", "signoffs", ObjType::Map)? {
-            for key in r.keys(&map) {
-                let path = format!("signoffs.{key}");
-                let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                    continue;
-                };
-                signoffs.push(SignEvent {
-                    id: key.clone(),
-                    seq: r
-                        .opt_u64(&o, "seq", &format!("{path}.seq"))?
-                        .ok_or_else(|| {
-                            Rejection::new(
-                                "missing_field",
-                                format!("Field '{path}.seq' is required."),
-                            )
-                        })?,
-                    action: r
-                        .req_str(&o, "action", &format!("{path}.action"))?
-                        .parse()?,
-                    by: parse_user(
-                        &r.req_str(&o, "by", &format!("{path}.by"))?,
-                        &format!("{path}.by"),
-                    )?,
-                    at_ms: req_i64(r, &o, "at_ms", &path)?,
-                    note: r
-                        .opt_str(&o, "note", &format!("{path}.note"))?
-                        .unwrap_or_default(),
-                });
-            }
+        for (id, path, o) in r.items(root, "signoffs", "signoffs")? {
+            signoffs.push(SignEvent {
+                seq: r
+                    .opt_u64(&o, "seq", &format!("{path}.seq"))?
+                    .ok_or_else(|| {
+                        Rejection::new("missing_field", format!("Field '{path}.seq' is required."))
+                    })?,
+                action: r
+                    .req_str(&o, "action", &format!("{path}.action"))?
+                    .parse()?,
+                by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                at_ms: r.req_i64(&o, "at_ms", &format!("{path}.at_ms"))?,
+                note: r
+                    .opt_str(&o, "note", &format!("{path}.note"))?
+                    .unwrap_or_default(),
+                id,
+            });
         }
         // Concurrent events with one seq are ordered by id, the same way everywhere.
         signoffs.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
@@ -409,15 +379,4 @@ impl Diary {
         }
         Ok(())
     }
-}
-
-fn req_i64<D: ReadDoc>(
-    r: &Reader<'_, D>,
-    o: &Obj<'_>,
-    key: &str,
-    parent: &str,
-) -> Result<i64, Rejection> {
-    let path = format!("{parent}.{key}");
-    r.opt_i64(o, key, &path)?
-        .ok_or_else(|| Rejection::new("missing_field", format!("Field '{path}' is required.")))
 }

@@ -120,48 +120,30 @@ impl Photo {
             None => Vec::new(),
         };
         let mut reviews = Vec::new();
-        if let Some(map) = r.opt_obj(root, "reviews", "reviews", ObjType::Map)? {
-            for key in r.keys(&map) {
-                let path = format!("reviews.{key}");
-                let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                    continue;
-                };
-                reviews.push(PhotoReview {
-                    id: key.clone(),
-                    by: parse_user(
-                        &r.req_str(&o, "by", &format!("{path}.by"))?,
-                        &format!("{path}.by"),
-                    )?,
-                    at_ms: req_i64(r, &o, "at_ms", &path)?,
-                    decision: r
-                        .req_str(&o, "decision", &format!("{path}.decision"))?
-                        .parse()?,
-                    reason: r
-                        .opt_str(&o, "reason", &format!("{path}.reason"))?
-                        .unwrap_or_default(),
-                });
-            }
+        for (id, path, o) in r.items(root, "reviews", "reviews")? {
+            reviews.push(PhotoReview {
+                by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                at_ms: r.req_i64(&o, "at_ms", &format!("{path}.at_ms"))?,
+                decision: r
+                    .req_str(&o, "decision", &format!("{path}.decision"))?
+                    .parse()?,
+                reason: r
+                    .opt_str(&o, "reason", &format!("{path}.reason"))?
+                    .unwrap_or_default(),
+                id,
+            });
         }
         reviews.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
         let mut comments = Vec::new();
-        if let Some(map) = r.opt_obj(root, "comments", "comments", ObjType::Map)? {
-            for key in r.keys(&map) {
-                let path = format!("comments.{key}");
-                let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                    continue;
-                };
-                comments.push(PhotoComment {
-                    id: key.clone(),
-                    by: parse_user(
-                        &r.req_str(&o, "by", &format!("{path}.by"))?,
-                        &format!("{path}.by"),
-                    )?,
-                    at_ms: req_i64(r, &o, "at_ms", &path)?,
-                    text: r
-                        .opt_str(&o, "text", &format!("{path}.text"))?
-                        .unwrap_or_default(),
-                });
-            }
+        for (id, path, o) in r.items(root, "comments", "comments")? {
+            comments.push(PhotoComment {
+                by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                at_ms: r.req_i64(&o, "at_ms", &format!("{path}.at_ms"))?,
+                text: r
+                    .opt_str(&o, "text", &format!("{path}.text"))?
+                    .unwrap_or_default(),
+                id,
+            });
         }
         comments.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
         Ok(Photo {
@@ -173,7 +155,7 @@ impl Photo {
                 .ok_or_else(|| Rejection::new("missing_field", "Field 'size' is required."))?,
             mime: r.req_str(root, "mime", "mime")?,
             attached_to,
-            captured_at_ms: req_i64(r, root, "captured_at_ms", "")?,
+            captured_at_ms: r.req_i64(root, "captured_at_ms", "captured_at_ms")?,
             evidence,
             caption: r.opt_str(root, "caption", "caption")?.unwrap_or_default(),
             tags,
@@ -220,19 +202,4 @@ impl Photo {
         }
         Ok(())
     }
-}
-
-fn req_i64<D: ReadDoc>(
-    r: &Reader<'_, D>,
-    o: &Obj<'_>,
-    key: &str,
-    parent: &str,
-) -> Result<i64, Rejection> {
-    let path = if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    };
-    r.opt_i64(o, key, &path)?
-        .ok_or_else(|| Rejection::new("missing_field", format!("Field '{path}' is required.")))
 }

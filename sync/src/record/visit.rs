@@ -125,34 +125,18 @@ impl Visit {
             }
         };
         let mut reviews = Vec::new();
-        if let Some(map) = r.opt_obj(root, "reviews", "reviews", ObjType::Map)? {
-            for key in r.keys(&map) {
-                let path = format!("reviews.{key}");
-                let Some(o) = r.opt_obj(&map, &key, &path, ObjType::Map)? else {
-                    continue;
-                };
-                reviews.push(Review {
-                    id: key.clone(),
-                    by: parse_user(
-                        &r.req_str(&o, "by", &format!("{path}.by"))?,
-                        &format!("{path}.by"),
-                    )?,
-                    at_ms: r
-                        .opt_i64(&o, "at_ms", &format!("{path}.at_ms"))?
-                        .ok_or_else(|| {
-                            Rejection::new(
-                                "missing_field",
-                                format!("Field '{path}.at_ms' is required."),
-                            )
-                        })?,
-                    decision: r
-                        .req_str(&o, "decision", &format!("{path}.decision"))?
-                        .parse()?,
-                    comment: r
-                        .opt_str(&o, "comment", &format!("{path}.comment"))?
-                        .unwrap_or_default(),
-                });
-            }
+        for (id, path, o) in r.items(root, "reviews", "reviews")? {
+            reviews.push(Review {
+                by: r.req_user(&o, "by", &format!("{path}.by"))?,
+                at_ms: r.req_i64(&o, "at_ms", &format!("{path}.at_ms"))?,
+                decision: r
+                    .req_str(&o, "decision", &format!("{path}.decision"))?
+                    .parse()?,
+                comment: r
+                    .opt_str(&o, "comment", &format!("{path}.comment"))?
+                    .unwrap_or_default(),
+                id,
+            });
         }
         reviews.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
         Ok(Visit {

@@ -793,3 +793,37 @@ macro_rules! on_both_blob_stores {
         }
     };
 }
+
+/// `s` (`YYYY-MM-DD HH:MM`) in the time zone `tz`, as ms since the epoch.
+pub fn local_ms(tz: &str, s: &str) -> i64 {
+    use chrono::TimeZone;
+    let tz: chrono_tz::Tz = tz.parse().expect("tz");
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time");
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .expect("local time")
+        .timestamp_millis()
+}
+
+/// `s` (`YYYY-MM-DD HH:MM`) in Berlin, as ms since the epoch.
+pub fn berlin(s: &str) -> i64 {
+    local_ms("Europe/Berlin", s)
+}
+
+/// Evidence of a good GPS fix (8 m) at `at`, taken 4 s before and dated by the monotonic clock
+/// with a known server offset, as a phone that has synced since its boot makes it.
+pub fn good_fix(lat: f64, lon: f64, at: i64) -> fieldsync_sync::Evidence {
+    fieldsync_sync::Evidence {
+        lat,
+        lon,
+        accuracy_m: 8.0,
+        altitude_m: None,
+        provider: fieldsync_sync::Provider::Gps,
+        fix_time_ms: at - 4_000,
+        mock: false,
+        wifi_bssid: None,
+        device_time_ms: at,
+        monotonic_ms: Some(5_000_000),
+        server_offset_ms: Some(at - 5_000_000),
+    }
+}

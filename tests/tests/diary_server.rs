@@ -8,40 +8,13 @@ use automerge::{ActorId, Automerge, ChangeHash};
 use fieldsync_sync::record::photo::{AttachKind, Attachment};
 use fieldsync_sync::record::project::{Geofence, Member, ProjectRole, Site};
 use fieldsync_sync::{
-    CrewEntry, Diary, DiaryItem, DocId, Evidence, Photo, Project, Provider, Punch, Record, Role,
-    UserId,
+    CrewEntry, Diary, DiaryItem, DocId, Photo, Project, Punch, Record, Role, UserId,
 };
-use fieldsync_tests::{Harness, on_both_stores};
+use fieldsync_tests::{Harness, berlin, good_fix as ev, on_both_stores};
 use serde_json::{Value, json};
 
 const DAY: &str = "2026-11-18";
 const DEPOT: (f64, f64) = (52.5100, 13.4270);
-
-fn berlin(s: &str) -> i64 {
-    use chrono::TimeZone;
-    let tz: chrono_tz::Tz = "Europe/Berlin".parse().expect("tz");
-    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time");
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .expect("local time")
-        .timestamp_millis()
-}
-
-fn ev(lat: f64, lon: f64, at: i64) -> Evidence {
-    Evidence {
-        lat,
-        lon,
-        accuracy_m: 8.0,
-        altitude_m: None,
-        provider: Provider::Gps,
-        fix_time_ms: at - 2_000,
-        mock: false,
-        wifi_bssid: None,
-        device_time_ms: at,
-        monotonic_ms: Some(1_000_000),
-        server_offset_ms: Some(at - 1_000_000),
-    }
-}
 
 struct Company {
     project: DocId,

@@ -6,45 +6,13 @@
 
 use fieldsync_sync::record::project::{Geofence, Member, ProjectRole, Site};
 use fieldsync_sync::{
-    CheckOut, Customer, Direction, DocId, Evidence, GeoPoint, Makeup, Project, Provider, Punch,
-    Record, Role, UserId, Visit, VisitOutcome,
+    CheckOut, Customer, Direction, DocId, Evidence, GeoPoint, Makeup, Project, Punch, Record, Role,
+    UserId, Visit, VisitOutcome,
 };
-use fieldsync_tests::{Harness, on_both_stores};
+use fieldsync_tests::{Harness, berlin, good_fix as ev, local_ms as local, on_both_stores};
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
-
-/// A Berlin time (CET/CEST) as UTC ms.
-fn berlin(s: &str) -> i64 {
-    local("Europe/Berlin", s)
-}
-
-fn local(tz: &str, s: &str) -> i64 {
-    use chrono::TimeZone;
-    let tz: chrono_tz::Tz = tz.parse().expect("tz");
-    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time");
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .expect("local time")
-        .timestamp_millis()
-}
-
-/// Evidence of a good GPS fix at `at`, dated by the monotonic clock (as a synced phone does).
-fn ev(lat: f64, lon: f64, at: i64) -> Evidence {
-    Evidence {
-        lat,
-        lon,
-        accuracy_m: 8.0,
-        altitude_m: None,
-        provider: Provider::Gps,
-        fix_time_ms: at - 4_000,
-        mock: false,
-        wifi_bssid: None,
-        device_time_ms: at,
-        monotonic_ms: Some(5_000_000),
-        server_offset_ms: Some(at - 5_000_000),
-    }
-}
 
 fn result(answer: &Value, i: usize) -> (&str, &str) {
     let r = &answer["results"][i];

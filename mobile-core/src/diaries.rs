@@ -450,6 +450,47 @@ impl crate::FieldsyncClient {
         })
     }
 
+    /// Pre-fills the day's crew from the attendance punches at the site that day, as the server
+    /// has them (`GET /v1/diaries/{id}`; online, and the day must have reached the server):
+    /// everyone who punched in and is not on the crew yet is added, present, with their punched
+    /// hours, named as the server names them. The entries are ordinary crew entries by this
+    /// user, to edit or remove like any other; people already on the crew are left as they are.
+    pub fn prefill_diary_crew(&self, diary_id: String) -> Result<DiaryView> {
+        let id = parse_doc_id(diary_id.trim(), "diary")?.to_string();
+        let mut inner = self.lock();
+        let answer: serde_json::Value = inner.call_get(&format!("/v1/diaries/{id}"))?;
+        let punched: Vec<(UserId, String, Option<f64>)> = answer["crew"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|l| l["source"] == "punches")
+            .filter_map(|l| {
+                let user: UserId = l["user_id"].as_str()?.parse().ok()?;
+                let name = l["name"].as_str().unwrap_or_default().to_owned();
+                Some((user, name, l["punched_hours"].as_f64()))
+            })
+            .collect();
+        inner.edit_diary(&id, |d, me, _| {
+            for (user, name, hours) in punched {
+                let key = user.to_string();
+                if d.crew.iter().any(|c| c.key == key) {
+                    continue;
+                }
+                d.crew.push(CrewEntry {
+                    key,
+                    user: Some(user),
+                    name,
+                    present: true,
+                    hours,
+                    note: String::new(),
+                    by: me,
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// Removes a crew entry by its key (a staff member's user id).
     pub fn remove_diary_crew(&self, diary_id: String, key: String) -> Result<DiaryView> {
         self.lock().edit_diary(&diary_id, |d, _, _| {

@@ -322,6 +322,47 @@ fn a_day_reads_with_its_crew_and_photos_signs_off_and_exports(h: Harness) {
     want.sort();
     assert_eq!(photo_ids, want);
 
+    // The site manager's phone pre-fills the crew from the punches the server has: Ana and Ben
+    // become ordinary crew entries (Ana with her punched hours), the subcontractor stays.
+    let sm_phone = h.phone("acme", "sm@acme.test");
+    sm_phone.sync().expect("sync");
+    let filled = sm_phone
+        .prefill_diary_crew(id.to_string())
+        .expect("prefill");
+    let mut crew: Vec<(String, Option<f64>)> = filled
+        .diary
+        .crew
+        .iter()
+        .map(|c| (c.name.clone(), c.hours))
+        .collect();
+    crew.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        crew,
+        vec![
+            ("Müller GmbH scaffolders (3)".to_owned(), Some(6.0)),
+            ("ana@acme.test".to_owned(), Some(8.12)),
+            ("ben@acme.test".to_owned(), None),
+        ]
+    );
+    // Twice adds nothing; after a sync the server's view shows them as the diary's entries.
+    let again = sm_phone
+        .prefill_diary_crew(id.to_string())
+        .expect("prefill");
+    assert_eq!(again.diary.crew.len(), 3);
+    sm_phone.sync().expect("sync");
+    let (_, day) = h.get(&format!("/v1/diaries/{id}"), Some(&c.sm));
+    let sources: Vec<&str> = day["crew"]
+        .as_array()
+        .expect("crew")
+        .iter()
+        .filter_map(|l| l["source"].as_str())
+        .collect();
+    assert_eq!(
+        sources.iter().filter(|s| **s == "punches+diary").count(),
+        2,
+        "{day}"
+    );
+
     // Only a site manager of the project signs off.
     for tok in [&c.crew, &c.outsider] {
         let (s, body) = h.post(&format!("/v1/diaries/{id}/sign-off"), Some(tok), &json!({}));

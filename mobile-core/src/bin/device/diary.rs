@@ -98,6 +98,8 @@ pub enum DiaryCmd {
     Rejections { id: String },
     /// Write again what the latest refusal removed (after a reopening).
     Restore { id: String },
+    /// Add everyone who punched in at the site that day to the crew (online: asks the server).
+    Prefill { id: String },
 }
 
 fn show_diary(v: &DiaryView) {
@@ -275,6 +277,7 @@ pub fn diary(client: &FieldsyncClient, cmd: DiaryCmd, json: bool) -> Result<(), 
         DiaryCmd::Reopen { id, note } => out(json, &client.reopen_diary(id, note)?, show_diary),
         DiaryCmd::Rejections { id } => out(json, &client.diary_rejections(id)?, show_rejections),
         DiaryCmd::Restore { id } => out(json, &client.restore_diary_kept(id)?, show_diary),
+        DiaryCmd::Prefill { id } => out(json, &client.prefill_diary_crew(id)?, show_diary),
     }
     Ok(())
 }

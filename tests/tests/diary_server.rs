@@ -322,6 +322,24 @@ fn a_day_reads_with_its_crew_and_photos_signs_off_and_exports(h: Harness) {
     want.sort();
     assert_eq!(photo_ids, want);
 
+    // Who looked at whose punches and photos is in the access log: Ana can see that the site
+    // manager read her day, and her photo's record.
+    let (s, _) = h.get(&format!("/v1/records/{}", on_day.id), Some(&c.sm));
+    assert_eq!(s, 200);
+    let (s, log) = h.get("/v1/audit/access?subject=me", Some(&c.crew));
+    assert_eq!(s, 200, "{log}");
+    let reads: Vec<(&str, &str)> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["viewer"] == json!(c.sm_id))
+        .filter_map(|e| Some((e["what"].as_str()?, e["scope"].as_str()?)))
+        .collect();
+    let day_scope = format!("record:{id}");
+    let photo_scope = format!("record:{}", on_day.id);
+    assert!(reads.contains(&("diary_day", day_scope.as_str())), "{log}");
+    assert!(reads.contains(&("record", photo_scope.as_str())), "{log}");
+
     // The site manager's phone pre-fills the crew from the punches the server has: Ana and Ben
     // become ordinary crew entries (Ana with her punched hours), the subcontractor stays.
     let sm_phone = h.phone("acme", "sm@acme.test");

@@ -271,6 +271,21 @@ async fn view(
         }
     }
     photos.sort_by_key(|p| p.captured_at);
+    // The day shows when people punched in and out, and where photos were taken.
+    let subjects: Vec<&str> = punches
+        .iter()
+        .map(|p| p.user_id.as_str())
+        .chain(photos.iter().map(|p| p.author_id.as_str()))
+        .collect();
+    crate::audit::log_access(
+        state,
+        caller,
+        "diary_day",
+        &format!("record:{}", d.id),
+        subjects,
+        json!({ "project": d.project, "site": d.site, "day": d.day }),
+    )
+    .await;
     let who = |u: UserId| {
         names
             .get(&u.as_string())

@@ -70,6 +70,26 @@ pub async fn record(
         .ok_or_else(|| ApiError::not_found("record"))?;
     let doc = automerge::Automerge::load(&bytes).map_err(|_| ApiError::internal())?;
     let (record, conflicts) = Record::read(&doc).map_err(|_| ApiError::internal())?;
+    // A field record carries where someone was, and when: reading another's is logged.
+    let whose = match &record {
+        Record::Visit(v) => Some(v.rep),
+        Record::Punch(p) => Some(p.user),
+        Record::Makeup(m) => Some(m.user),
+        Record::Photo(p) => Some(p.author),
+        _ => None,
+    };
+    if let Some(user) = whose {
+        let user = user.as_string();
+        crate::audit::log_access(
+            &state,
+            &auth.caller,
+            "record",
+            &format!("record:{id}"),
+            [user.as_str()],
+            serde_json::json!({ "kind": record.kind().as_str() }),
+        )
+        .await;
+    }
     Ok(Json(serde_json::json!({
         "record": record,
         "conflicts": conflicts,

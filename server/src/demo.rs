@@ -1,5 +1,6 @@
-//! `fieldsync serve --demo`: a demo tenant with one user of every role and a few customers and
-//! projects, written through the same push path phones use.
+//! `fieldsync serve --demo`: a demo tenant with one user of every role, a few customers and
+//! projects, shifts and assignments, and today's site diary in Chengdu, written through the
+//! same push path phones use.
 
 use crate::app::{self, AdminError};
 use crate::store::{PushItem, Store};
@@ -10,7 +11,9 @@ use fieldsync_sync::record::customer::{Contact, Lifecycle, Tier};
 use fieldsync_sync::record::project::{
     Geofence, Member, Milestone, MilestoneStatus, ProjectRole, ProjectStatus, Site,
 };
-use fieldsync_sync::{Caller, Customer, DeviceId, GeoPoint, Project, Record, Role};
+use fieldsync_sync::{
+    Caller, Customer, DeviceId, Diary, DiaryItem, GeoPoint, Project, Record, Role,
+};
 
 pub const DEMO_TENANT: &str = "demo";
 pub const DEMO_PASSWORD: &str = "fieldsync-demo";
@@ -222,6 +225,71 @@ pub async fn seed(store: &dyn Store) -> Result<bool, AdminError> {
         vec![Record::Project(yard)],
     )
     .await?;
+
+    // Today's site diary at the Chengdu HQ, begun by the site manager: started from the day's
+    // shared first change, as every phone starts it.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+        .to_string();
+    let now = crate::store::now_ms();
+    let item = |id: &str, text: &str, quantity: Option<f64>, unit: Option<&str>| DiaryItem {
+        id: id.into(),
+        by: site,
+        at_ms: now,
+        text: text.into(),
+        quantity,
+        unit: unit.map(str::to_owned),
+        note: String::new(),
+        severity: None,
+    };
+    let mut diary = Diary::new(tower_id, "hq", today.clone());
+    diary.weather = "Overcast, light wind".into();
+    diary.temperature_c = Some(12.0);
+    diary.work =
+        "Ceiling grid on level 3, east wing. Sprinkler heads fitted in rooms 301-306.".into();
+    diary.materials = vec![item(
+        "tiles",
+        "Ceiling tiles 600x600",
+        Some(120.0),
+        Some("pcs"),
+    )];
+    diary.equipment = vec![item("lift", "Scissor lift", Some(6.0), Some("h"))];
+    diary.visitors = vec![item(
+        "inspector",
+        "Fire inspector, Chengdu Fire Bureau",
+        None,
+        None,
+    )];
+    let mut doc =
+        Diary::genesis(tower_id, "hq", &today).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    doc.set_actor(ActorId::random());
+    let mut tx = doc.transaction();
+    Record::Diary(diary.clone())
+        .write(&mut tx)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    tx.commit();
+    let out = store
+        .push(
+            &who("site@demo.test", Role::SiteManager),
+            DeviceId::new(),
+            uuid::Uuid::now_v7(),
+            vec![PushItem::Apply(Incoming {
+                doc_id: diary.id,
+                kind: fieldsync_sync::RecordKind::Diary,
+                changes: doc
+                    .get_changes(&[])
+                    .into_iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect(),
+            })],
+        )
+        .await?;
+    if let Some(fieldsync_sync::protocol::PushResult::Rejected { error, .. }) =
+        out.response.results.into_iter().next()
+    {
+        return Err(AdminError::Invalid(format!("demo diary rejected: {error}")));
+    }
 
     // Attendance: a day shift in Chengdu, a night shift in Berlin, and who works where.
     let shift = |name: &str, start_min, end_min| Shift {

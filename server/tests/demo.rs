@@ -33,7 +33,14 @@ async fn the_demo_tenant_has_every_role_and_its_records() {
     };
     assert_eq!(s.list_customers(&caller).await.expect("customers").len(), 3);
     assert_eq!(s.list_projects(&caller).await.expect("projects").len(), 2);
-    assert_eq!(s.count_documents(t.id).await.expect("count"), 5);
+    assert_eq!(s.count_documents(t.id).await.expect("count"), 6);
+    let days = s
+        .list_diaries(&caller, &store::DiaryFilter::default())
+        .await
+        .expect("diaries");
+    assert_eq!(days.len(), 1, "today's diary in Chengdu");
+    assert_eq!(days[0].site_id, "hq");
+    assert!(days[0].record.work.contains("Ceiling grid"));
 }
 
 /// `fieldsync report attendance` on the demo data directory: the real binary writes a CSV to

@@ -424,10 +424,16 @@ async fn main() -> anyhow::Result<()> {
                         println!("not moved: {}\t{}\t{}", r.customer_id, r.error, r.message);
                     }
                     if let Some(h) = &out.handover {
-                        println!("Handover {} (undo: POST /v1/admin/handovers/{}/undo).", h.id, h.id);
+                        println!(
+                            "Handover {} (undo: POST /v1/admin/handovers/{}/undo).",
+                            h.id, h.id
+                        );
                     }
                     if out.disabled {
-                        println!("{} is disabled; their devices purge at their next contact.", source.email);
+                        println!(
+                            "{} is disabled; their devices purge at their next contact.",
+                            source.email
+                        );
                     }
                 }
                 AdminCommand::RevokeDevice { tenant, device } => {

@@ -542,7 +542,12 @@ fn a_decompression_bomb_is_refused_before_decoding() {
     // binary, running only `bomb_child`) peak at a few MiB, where decoding even the 400 MP bomb
     // would take 1.2 GB.
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "media::bomb_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "media::bomb_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FIELDSYNC_BOMB_CHILD", "1")
         .output()
         .expect("run the child");

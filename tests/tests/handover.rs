@@ -451,9 +451,16 @@ fn who_may_hand_over(h: Harness) {
         "/v1/customers/pool",
         "/v1/customers/{id}/assign",
     ] {
-        assert!(spec["paths"].get(route).is_some(), "{route} is not described");
+        assert!(
+            spec["paths"].get(route).is_some(),
+            "{route} is not described"
+        );
     }
-    assert!(spec["components"]["schemas"].get("HandoverRequest").is_some());
+    assert!(
+        spec["components"]["schemas"]
+            .get("HandoverRequest")
+            .is_some()
+    );
 
     // None of it stored anything.
     let (_, list) = h.get("/v1/admin/handovers", Some(&admin));

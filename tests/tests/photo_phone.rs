@@ -82,7 +82,11 @@ fn the_author_sees_the_review_on_the_phone(h: Harness) {
     assert_eq!(sent.upload_state.as_deref(), Some("done"));
     // Nothing is left to send, and asking again costs nothing.
     let up = phone.upload_photos(None).expect("upload");
-    assert_eq!((up.remaining, up.bytes_sent, up.failed), (0, 0, 0), "{up:?}");
+    assert_eq!(
+        (up.remaining, up.bytes_sent, up.failed),
+        (0, 0, 0),
+        "{up:?}"
+    );
 
     // The site manager sees it (with its bytes) and asks for a retake.
     let mut listed = json!(null);

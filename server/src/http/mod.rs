@@ -47,7 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/customers/{id}/timeline", get(field::customer_timeline))
         .route("/v1/customers/{id}/360", get(views::customer_360))
         .route("/v1/projects/{id}/360", get(views::project_360))
-        .route("/v1/projects/{id}/files", get(files::list).post(files::attach))
+        .route(
+            "/v1/projects/{id}/files",
+            get(files::list).post(files::attach),
+        )
         .route(
             "/v1/projects/{id}/files/{file}",
             get(files::download).delete(files::remove),

@@ -177,7 +177,13 @@ pub async fn openapi() -> Json<Value> {
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.insert("HandoverRequest".into(), obj(json!({ "to": {"type": "string", "description": "a user id, or \"pool\""}, "disable": {"type": "boolean", "default": false} }), json!(["to"])));
-        schemas.insert("AssignRequest".into(), obj(json!({ "owner": {"type": "string", "format": "uuid"} }), json!(["owner"])));
+        schemas.insert(
+            "AssignRequest".into(),
+            obj(
+                json!({ "owner": {"type": "string", "format": "uuid"} }),
+                json!(["owner"]),
+            ),
+        );
     }
     Json(doc)
 }
@@ -190,12 +196,19 @@ fn import_customers() -> Value {
         None,
         "{dry_run, summary, total, created, updated, unchanged, errors, mapping, ignored_columns, rows: [{row, status (created|updated|unchanged|error), customer_id, errors: [{code, message, column}]}]}",
     );
-    o["requestBody"] = json!({ "required": true, "content": { "text/csv": { "schema": { "type": "string" } } } });
+    o["requestBody"] =
+        json!({ "required": true, "content": { "text/csv": { "schema": { "type": "string" } } } });
     let param = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" }, "description": description });
     o["parameters"] = json!([
         param("dry_run", "true: validate and report only, store nothing"),
-        param("owner", "Email of the owner of new customers whose row names none (default: the caller)"),
-        param("map.{field}", "Read {field} (external_id, name, customer_kind, phone, email, address, lat, lon, visit_radius_m, tier, lifecycle, owner, tags, notes) from this column; empty: ignore the column"),
+        param(
+            "owner",
+            "Email of the owner of new customers whose row names none (default: the caller)"
+        ),
+        param(
+            "map.{field}",
+            "Read {field} (external_id, name, customer_kind, phone, email, address, lat, lon, visit_radius_m, tier, lifecycle, owner, tags, notes) from this column; empty: ignore the column"
+        ),
     ]);
     json!({ "post": o })
 }

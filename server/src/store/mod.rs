@@ -678,7 +678,14 @@ pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'st
     /// A project's files, oldest first (removed ones left out).
     async fn project_files(&self, tenant: TenantId, project: &str) -> Result<Vec<ProjectFile>>;
     /// Marks a file removed (kept for the record); false if there was no such file.
-    async fn remove_project_file(&self, tenant: TenantId, project: &str, id: &str, by: UserId, at: i64) -> Result<bool>;
+    async fn remove_project_file(
+        &self,
+        tenant: TenantId,
+        project: &str,
+        id: &str,
+        by: UserId,
+        at: i64,
+    ) -> Result<bool>;
     /// Site diary days `caller` may read, by day.
     async fn list_diaries(&self, caller: &Caller, filter: &DiaryFilter) -> Result<Vec<DiaryRow>>;
     /// The in-punches at any site of a project between two times (not those graded
@@ -708,8 +715,11 @@ pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'st
 
     // Customer import (issue 5).
     /// The customers earlier imports made for these keys: key → customer id.
-    async fn import_keys(&self, tenant: TenantId, keys: &[String])
-    -> Result<HashMap<String, DocId>>;
+    async fn import_keys(
+        &self,
+        tenant: TenantId,
+        keys: &[String],
+    ) -> Result<HashMap<String, DocId>>;
     /// Records each key → customer id not recorded yet (an id already recorded for a key is
     /// kept), and answers what is recorded for every one of them afterwards.
     async fn reserve_import_keys(
@@ -719,8 +729,11 @@ pub trait Store: audit::AuditStore + handover::HandoverStore + Send + Sync + 'st
     ) -> Result<HashMap<String, DocId>>;
     /// The stored documents of these customers (id → compacted bytes), whoever owns them: the
     /// import decides on them and the push's rules decide whether the caller may change them.
-    async fn customer_docs(&self, tenant: TenantId, ids: &[DocId])
-    -> Result<HashMap<DocId, Vec<u8>>>;
+    async fn customer_docs(
+        &self,
+        tenant: TenantId,
+        ids: &[DocId],
+    ) -> Result<HashMap<DocId, Vec<u8>>>;
 }
 
 /// Opens the store a URL names: `postgres://…` for PostgreSQL, `sqlite://path` or a plain path

@@ -266,8 +266,7 @@ pub(super) fn follow_members(
         }
         let gained = with_managers(&after.difference(before).copied().collect(), dir);
         let lost = with_managers(&before.difference(&after).copied().collect(), dir);
-        let mut log: Vec<(&'static str, UserId)> =
-            gained.iter().map(|u| ("grant", *u)).collect();
+        let mut log: Vec<(&'static str, UserId)> = gained.iter().map(|u| ("grant", *u)).collect();
         log.extend(lost.difference(&gained).map(|u| ("revoke", *u)));
         out.push(AccessMove {
             doc_id: f.doc_id.clone(),

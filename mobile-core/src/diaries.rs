@@ -450,6 +450,65 @@ impl crate::FieldsyncClient {
         })
     }
 
+    /// The photos on this phone that belong to a diary day, oldest first: those attached to the
+    /// day, and those of its project taken that day (in the site's time zone) with a fix inside
+    /// the site's area (within the 100 m the server allows a camera). Offline, from the store;
+    /// the server links the same way (`GET /v1/diaries/{id}`) over every photo it has.
+    pub fn diary_photos(&self, diary_id: String) -> Result<Vec<crate::model::PhotoView>> {
+        let inner = self.lock();
+        let d = inner.diary_view(diary_id.trim())?.diary;
+        let site = inner
+            .local_project(d.project)?
+            .and_then(|p| p.sites.into_iter().find(|s| s.id == d.site));
+        let bounds = site.as_ref().and_then(|s| {
+            use chrono::TimeZone;
+            let tz: chrono_tz::Tz = s.timezone.parse().ok()?;
+            let day = chrono::NaiveDate::parse_from_str(&d.day, "%Y-%m-%d").ok()?;
+            let start = |day: chrono::NaiveDate| {
+                tz.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+                    .earliest()
+                    .map(|t| t.timestamp_millis())
+            };
+            Some((start(day)?, start(day.succ_opt()?)?))
+        });
+        let mut out: Vec<crate::model::PhotoView> = inner
+            .photos()?
+            .into_iter()
+            .filter(|v| {
+                let a = &v.photo.attached_to;
+                if a.id != d.project {
+                    return false;
+                }
+                match a.kind {
+                    fieldsync_sync::record::photo::AttachKind::SiteDay => {
+                        a.site.as_deref() == Some(d.site.as_str())
+                            && a.day.as_deref() == Some(d.day.as_str())
+                    }
+                    fieldsync_sync::record::photo::AttachKind::Project => {
+                        let (Some((from, to)), Some(fence), Some(ev)) = (
+                            bounds,
+                            site.as_ref().and_then(|s| s.geofence.as_ref()),
+                            v.photo.evidence.as_ref(),
+                        ) else {
+                            return false;
+                        };
+                        let at = v.photo.captured_at_ms;
+                        let here = fieldsync_sync::GeoPoint {
+                            lat: ev.lat,
+                            lon: ev.lon,
+                        };
+                        (from..to).contains(&at)
+                            && fieldsync_sync::trust::distance_to_fence_m(here, fence)
+                                <= 100.0 + ev.accuracy_m
+                    }
+                    _ => false,
+                }
+            })
+            .collect();
+        out.sort_by_key(|v| (v.photo.captured_at_ms, v.photo.id.to_string()));
+        Ok(out)
+    }
+
     /// Pre-fills the day's crew from the attendance punches at the site that day, as the server
     /// has them (`GET /v1/diaries/{id}`; online, and the day must have reached the server):
     /// everyone who punched in and is not on the crew yet is added, present, with their punched

@@ -411,7 +411,7 @@ impl Inner {
         Ok(self.photo_view_of(photo, conflicts, pending, upload.as_ref()))
     }
 
-    fn photos(&self) -> Result<Vec<PhotoView>> {
+    pub(crate) fn photos(&self) -> Result<Vec<PhotoView>> {
         let uploads: HashMap<String, UploadRow> = store::uploads_all(&self.store.conn, false)?
             .into_iter()
             .map(|u| (u.sha256.clone(), u))

@@ -362,6 +362,14 @@ fn a_day_reads_with_its_crew_and_photos_signs_off_and_exports(h: Harness) {
             ("ben@acme.test".to_owned(), None),
         ]
     );
+    // Offline, the phone links the same photos to the day as the server does.
+    let linked: Vec<String> = sm_phone
+        .diary_photos(id.to_string())
+        .expect("photos")
+        .into_iter()
+        .map(|v| v.photo.id.to_string())
+        .collect();
+    assert_eq!(linked, vec![on_day.id.to_string(), on_site.id.to_string()]);
     // Twice adds nothing; after a sync the server's view shows them as the diary's entries.
     let again = sm_phone
         .prefill_diary_crew(id.to_string())

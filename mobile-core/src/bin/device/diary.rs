@@ -100,6 +100,8 @@ pub enum DiaryCmd {
     Restore { id: String },
     /// Add everyone who punched in at the site that day to the crew (online: asks the server).
     Prefill { id: String },
+    /// The photos on this phone that belong to the day (attached to it, or taken on the site).
+    Photos { id: String },
 }
 
 fn show_diary(v: &DiaryView) {
@@ -278,6 +280,20 @@ pub fn diary(client: &FieldsyncClient, cmd: DiaryCmd, json: bool) -> Result<(), 
         DiaryCmd::Rejections { id } => out(json, &client.diary_rejections(id)?, show_rejections),
         DiaryCmd::Restore { id } => out(json, &client.restore_diary_kept(id)?, show_diary),
         DiaryCmd::Prefill { id } => out(json, &client.prefill_diary_crew(id)?, show_diary),
+        DiaryCmd::Photos { id } => out(json, &client.diary_photos(id)?, |v| {
+            for p in v {
+                println!(
+                    "{}  {}  {}",
+                    p.photo.id,
+                    p.status,
+                    if p.photo.caption.is_empty() {
+                        "(no caption)"
+                    } else {
+                        &p.photo.caption
+                    }
+                );
+            }
+        }),
     }
     Ok(())
 }

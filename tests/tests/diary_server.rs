@@ -482,6 +482,18 @@ fn a_day_reads_with_its_crew_and_photos_signs_off_and_exports(h: Harness) {
             "{q}: {body}"
         );
     }
+    for (path, code) in [
+        ("/v1/diaries/nope".to_owned(), "invalid_id"),
+        ("/v1/diaries?from=18.11.2026".to_owned(), "invalid_date"),
+        ("/v1/diaries?project=nope".to_owned(), "invalid_id"),
+    ] {
+        let (s, body) = h.get(&path, Some(&c.sm));
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some(code)),
+            "{path}: {body}"
+        );
+    }
     // Nobody outside the project sees the day.
     let (s, _) = h.get(&format!("/v1/diaries/{id}"), Some(&c.outsider));
     assert_eq!(s, 404);

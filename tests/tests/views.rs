@@ -283,6 +283,39 @@ fn a_projects_360_and_its_files(h: Harness) {
         (403, Some("forbidden")),
         "{body}"
     );
+    // Bad requests store nothing and say why.
+    for (body, status, code) in [
+        (
+            json!({"name": " ", "sha256": sha, "mime": "application/pdf"}),
+            400,
+            "invalid_name",
+        ),
+        (
+            json!({"name": "a.pdf", "sha256": "nope", "mime": "application/pdf"}),
+            400,
+            "invalid_hash",
+        ),
+        (
+            json!({"name": "a.pdf", "sha256": sha, "mime": "application/pdf", "note": "x".repeat(2_001)}),
+            400,
+            "field_too_long",
+        ),
+    ] {
+        let (s, b) = h.post(&format!("/v1/projects/{project}/files"), Some(&sm_t), &body);
+        assert_eq!((s, b["error"].as_str()), (status, Some(code)), "{b}");
+    }
+    let (s, b) = h.post(
+        "/v1/blobs",
+        Some(&sm_t),
+        &json!({"sha256": sha, "size": pdf.len(), "mime": "application/pdf", "purpose": "drawing"}),
+    );
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_purpose")),
+        "{b}"
+    );
+    let (_, files) = h.get(&format!("/v1/projects/{project}/files"), Some(&sm_t));
+    assert_eq!(files, json!([]));
     let (s, file) = h.post(
         &format!("/v1/projects/{project}/files"),
         Some(&sm_t),
@@ -335,6 +368,11 @@ fn a_projects_360_and_its_files(h: Harness) {
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_period")));
     let (s, _) = h.get(&format!("/v1/projects/{project}/360"), Some(&out_t));
     assert_eq!(s, 404);
+    let (s, body) = h.get(
+        &format!("/v1/projects/{project}/360?from=1.11.2026"),
+        Some(&sm_t),
+    );
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_date")));
 
     // Removing a file: the site manager may; then it is gone from the list.
     let (s, _) = h.send(

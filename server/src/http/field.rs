@@ -206,6 +206,38 @@ pub async fn follow_ups(
     ))
 }
 
+/// A customer `caller` may see, with every visit to it. Visits are shown to whoever may see the
+/// customer, whoever made them: the record of the relationship belongs with it. Returns the
+/// caller with that view too, for what else belongs with the customer.
+pub(crate) async fn customer_with_visits(
+    state: &AppState,
+    caller: &fieldsync_sync::Caller,
+    id: DocId,
+) -> ApiResult<(
+    crate::store::CustomerRow,
+    Vec<VisitRow>,
+    fieldsync_sync::Caller,
+)> {
+    let customer = state
+        .store
+        .customer(caller, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
+    let as_owner = fieldsync_sync::Caller {
+        role: Role::Admin,
+        ..caller.clone()
+    };
+    let filter = VisitFilter {
+        customer: Some(id.as_string()),
+        ..VisitFilter::default()
+    };
+    let visits = state
+        .store
+        .list_visits(&as_owner, &filter, now_ms())
+        .await?;
+    Ok((customer, visits, as_owner))
+}
+
 /// `GET /v1/customers/{id}/timeline`: everything that happened with a customer, newest first,
 /// and the visit summary (count, last visit, next follow-up).
 pub async fn customer_timeline(
@@ -214,25 +246,7 @@ pub async fn customer_timeline(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let id: DocId = parse_path_id(&id, "customer")?;
-    let customer = state
-        .store
-        .customer(&auth.caller, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("customer"))?;
-    // Visits to the customer are shown to whoever may see the customer: the record of the
-    // relationship belongs with it, whoever made the visit.
-    let owner_view = fieldsync_sync::Caller {
-        role: Role::Admin,
-        ..auth.caller.clone()
-    };
-    let filter = VisitFilter {
-        customer: Some(id.as_string()),
-        ..VisitFilter::default()
-    };
-    let visits = state
-        .store
-        .list_visits(&owner_view, &filter, now_ms())
-        .await?;
+    let (customer, visits, _) = customer_with_visits(&state, &auth.caller, id).await?;
     let mut items: Vec<(i64, serde_json::Value)> = Vec::new();
     for v in &visits {
         if let Some(t) = v.check_in_at {

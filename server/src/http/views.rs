@@ -16,12 +16,12 @@ use super::parse_path_id;
 use crate::app::AppState;
 use crate::audit::{self, Names};
 use crate::store::audit::LogRow;
-use crate::store::{DiaryFilter, PhotoFilter, VisitFilter, now_ms};
+use crate::store::{DiaryFilter, PhotoFilter};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::TimeZone;
-use fieldsync_sync::{DocId, Role};
+use fieldsync_sync::DocId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,27 +89,8 @@ pub async fn customer_360(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id: DocId = parse_path_id(&id, "customer")?;
-    let customer = state
-        .store
-        .customer(&auth.caller, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("customer"))?;
-    // What belongs with the customer is shown to whoever may see the customer.
-    let as_owner = fieldsync_sync::Caller {
-        role: Role::Admin,
-        ..auth.caller.clone()
-    };
-    let visits = state
-        .store
-        .list_visits(
-            &as_owner,
-            &VisitFilter {
-                customer: Some(id.as_string()),
-                ..VisitFilter::default()
-            },
-            now_ms(),
-        )
-        .await?;
+    let (customer, visits, as_owner) =
+        super::field::customer_with_visits(&state, &auth.caller, id).await?;
     let photos = state
         .store
         .list_photos(
